@@ -1,0 +1,46 @@
+"""The `llmprune` command line. Each subcommand lives in its own module and registers itself here."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from llmprune.errors import LlmpruneError
+
+app = typer.Typer(
+    name="llmprune",
+    help="Structural pruning for Hugging Face causal LMs: inspect, prune, recover, evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# (module, command name): explicit registry, in the order `--help` lists them.
+COMMANDS: list[tuple[str, str]] = [
+    ("llmprune.cli.eval_cmd", "eval"),
+]
+
+
+def _register() -> None:
+    for module, name in COMMANDS:
+        mod = importlib.import_module(module)
+        app.command(name=name)(mod.command)
+
+
+_register()
+
+
+@app.callback()
+def _root() -> None:
+    """Structural pruning for Hugging Face causal LMs: inspect, prune, recover, evaluate."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors print one line and exit 2, never a traceback."""
+    try:
+        app(args=argv)
+    except LlmpruneError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,39 @@
+"""Helpers shared by CLI commands: list parsing, JSON output, tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from llmprune.fsutil import atomic_write_json
+
+console = Console(stderr=True)
+
+
+def split_list(value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def write_json(path: Path | None, obj: Any) -> None:
+    """Write machine-readable output atomically; print it to stdout when no path is given."""
+    if path is None:
+        return
+    atomic_write_json(path, obj)
+    console.print(f"wrote {path}")
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2))
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in r])
+    Console().print(t)

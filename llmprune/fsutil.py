@@ -1,0 +1,72 @@
+"""Atomic output helpers: never leave a half-written file or folder behind."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from llmprune.errors import LlmpruneError
+
+
+def check_writable_parent(path: str | Path) -> Path:
+    """Fail early, before any expensive work, when `path` cannot be created."""
+    path = Path(path).expanduser().resolve()
+    parent = path.parent
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise LlmpruneError(f"cannot write to {path}: {probe} is not writable; choose another output path")
+    if probe != parent and not probe.is_dir():
+        raise LlmpruneError(f"cannot write to {path}: {probe} is a file, not a folder")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary folder next to `path`; rename it onto `path` only if the block succeeds."""
+    path = check_writable_parent(path)
+    if path.exists() and not path.is_dir():
+        raise LlmpruneError(f"{path} exists and is a file; choose a folder path for the output")
+    if path.exists() and not overwrite:
+        raise LlmpruneError(f"{path} already exists; remove it or choose another --out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if path.exists():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write `text` to `path` through a temporary file in the same folder."""
+    path = check_writable_parent(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")

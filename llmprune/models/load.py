@@ -1,0 +1,136 @@
+"""One model loader used by every command.
+
+MODEL may be a built-in alias (`smollm2-135m`), a `.gguf` file, a folder saved by llmprune
+(it holds `llmprune.json`), a local Hugging Face folder, or a Hugging Face Hub id.
+Only safetensors weights are ever loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from llmprune.errors import LlmpruneError
+from llmprune.models.aliases import ensure_alias, is_alias
+
+MANIFEST = "llmprune.json"  # marks a folder written by llmprune (per-layer shapes live there)
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise LlmpruneError(f"invalid device {device!r}; use auto, cpu, cuda or cuda:N") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LlmpruneError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype = "auto", device: torch.device | None = None) -> torch.dtype:
+    """`auto` means fp32 on CPU and bf16 on GPU."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        dev = device or resolve_device("auto")
+        return torch.bfloat16 if dev.type == "cuda" else torch.float32
+    if dtype not in _DTYPES:
+        raise LlmpruneError(f"unknown dtype {dtype!r}; choose one of auto, {', '.join(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or spec.count("/") > 1
+
+
+def resolve_model_source(spec: str) -> tuple[str, str]:
+    """Classify MODEL: returns (kind, location) with kind in alias|gguf|llmprune|hf_dir|hub."""
+    if not spec or not spec.strip():
+        raise LlmpruneError("MODEL is empty; pass a hub id, a local folder, a .gguf file or smollm2-135m")
+    if is_alias(spec):
+        return "alias", spec
+    path = Path(spec).expanduser()
+    if path.exists():
+        if path.is_file():
+            if path.suffix == ".gguf":
+                return "gguf", str(path)
+            raise LlmpruneError(f"{path} is a file but not a .gguf; pass a model folder or a .gguf file")
+        if (path / MANIFEST).is_file():
+            return "llmprune", str(path)
+        if (path / "config.json").is_file():
+            return "hf_dir", str(path)
+        raise LlmpruneError(f"{path} is a folder without config.json; it is not a Hugging Face model folder")
+    if _looks_like_path(spec):
+        raise LlmpruneError(
+            f"model path not found: {spec}; check the path, or use a hub id like org/name or the alias smollm2-135m"
+        )
+    if "/" not in spec:
+        from llmprune.models.aliases import ALIASES
+
+        raise LlmpruneError(
+            f"unknown model alias {spec!r}; known aliases: {', '.join(sorted(ALIASES))} "
+            "(a Hugging Face hub model is named org/name, a local folder by its path)"
+        )
+    return "hub", spec
+
+
+def load_tokenizer(spec: str):
+    from transformers import AutoTokenizer
+
+    kind, loc = resolve_model_source(spec)
+    if kind == "alias":
+        loc = str(ensure_alias(loc))
+    if kind == "gguf":
+        p = Path(loc)
+        return AutoTokenizer.from_pretrained(p.parent, gguf_file=p.name)
+    return AutoTokenizer.from_pretrained(loc)
+
+
+def load_model(spec: str, *, dtype: str | torch.dtype = "auto", device: str = "auto", attn: str | None = None):
+    """Load MODEL (see module doc) and its tokenizer; returns (model, tokenizer) in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    kind, loc = resolve_model_source(spec)
+    kwargs = {"dtype": dt}
+    if attn:
+        kwargs["attn_implementation"] = attn
+    if kind == "alias":
+        loc, kind = str(ensure_alias(loc)), "hf_dir"
+    if kind == "gguf":
+        from llmprune.models.gguf_convert import load_gguf
+
+        model, tok = load_gguf(loc, dtype=dt)
+        if attn:
+            model.set_attn_implementation(attn)
+    elif kind == "llmprune":
+        from llmprune.surgery.io import load_pruned
+
+        model = load_pruned(loc, dtype=dt, attn=attn)
+        tok = AutoTokenizer.from_pretrained(loc)
+    else:
+        try:
+            model = AutoModelForCausalLM.from_pretrained(loc, use_safetensors=True, **kwargs)
+            tok = AutoTokenizer.from_pretrained(loc)
+        except OSError as e:
+            where = "folder" if kind == "hf_dir" else "hub id"
+            raise LlmpruneError(
+                f"could not load model {spec!r} ({where}): {str(e).splitlines()[0]}. "
+                "Only safetensors weights are loaded; offline, pass a local folder or a .gguf file"
+            ) from e
+    model.to(dev)
+    model.eval()
+    return model, tok
