@@ -15,7 +15,12 @@ def tokenize_text(tokenizer, text: str) -> torch.Tensor:
 
 
 def calibration_batches(
-    tokenizer, source: str = "wikitext2", *, samples: int = 10, seq_len: int = 64, seed: int = 0,
+    tokenizer,
+    source: str = "wikitext2",
+    *,
+    samples: int = 10,
+    seq_len: int = 64,
+    seed: int = 0,
     split: str | None = None,
 ) -> torch.Tensor:
     """Return a (samples, seq_len) LongTensor of random windows of the source text (seeded)."""

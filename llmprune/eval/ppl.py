@@ -49,7 +49,13 @@ def window_nll(model, windows: torch.Tensor, *, batch_size: int = 4, progress: b
 
 
 def perplexity(
-    model, tokenizer, text: str, *, seq_len: int = 128, max_windows: int | None = None, batch_size: int = 4,
+    model,
+    tokenizer,
+    text: str,
+    *,
+    seq_len: int = 128,
+    max_windows: int | None = None,
+    batch_size: int = 4,
     progress: bool = True,
 ) -> tuple[float, int]:
     """Perplexity of `model` on `text`; returns (ppl, number of windows)."""

@@ -7,7 +7,6 @@ Only safetensors weights are ever loaded.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
