@@ -66,10 +66,7 @@ def smollm2():
     """The real SmolLM2-135M (fp32, CPU), converted once into the llmprune cache."""
     from llmprune.models import load_model
 
-    try:
-        return load_model("smollm2-135m", dtype="float32", device="cpu")
-    except Exception as e:  # pragma: no cover - only without PyPI access and no cache
-        pytest.skip(f"SmolLM2 unavailable: {e}")
+    return load_model("smollm2-135m", dtype="float32", device="cpu")
 
 
 @pytest.fixture(scope="session")
