@@ -1,7 +1,9 @@
 """Slice and mask the weights of `nn.Linear`, `nn.Embedding` and RMSNorm modules.
 
-`slice_*` return a *new, smaller* module holding copies of the kept rows/columns, with the same
-dtype, device and `requires_grad` as the original (so a model being trained keeps training).
+`slice_*` return a *new, smaller* module holding the kept rows/columns, with the same dtype, device
+and `requires_grad` as the original (so a model being trained keeps training). A dimension that is
+kept whole is not copied (the new module shares that tensor's storage with the old one, which the
+caller discards), so surgery needs at most one extra copy of the largest tensor at a time.
 `zero_*` zero the given rows/columns in place (the masked-dense reference of a pruning plan).
 Index lists are plain ascending lists of ints; `None` means "keep everything along that dim".
 """
@@ -15,10 +17,11 @@ from torch import nn
 
 
 def _take(t: torch.Tensor, dim: int, keep: Sequence[int] | None) -> torch.Tensor:
+    """Entries `keep` along `dim` (a fresh tensor), or `t` itself (detached, same storage) when None."""
     if keep is None:
-        return t.detach().clone()
+        return t.detach()
     idx = torch.as_tensor(list(keep), dtype=torch.long, device=t.device)
-    return t.detach().index_select(dim, idx).clone()
+    return t.detach().index_select(dim, idx)
 
 
 def _param(data: torch.Tensor, like: nn.Parameter) -> nn.Parameter:
