@@ -49,6 +49,12 @@ def test_save_load_same_logits_and_generation(make_tiny, tmp_path, family, kw, s
     assert manifest["stock_loadable"] == stock_loadable(plan).ok
     if pruned.config.tie_word_embeddings:
         assert loaded.lm_head.weight is loaded.model.embed_tokens.weight
+    if not manifest["stock_loadable"]:  # the folder's modeling_llmprune.py, for path-only tools
+        from transformers import AutoModelForCausalLM
+
+        remote = AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True, attn_implementation="eager")
+        with torch.no_grad():
+            torch.testing.assert_close(remote(IDS).logits, pruned(IDS).logits, atol=1e-5, rtol=0)
 
 
 def _uniform_plan(base: BaseShape) -> PrunePlan:
