@@ -141,18 +141,22 @@ def save_pruned(
             if tokenizer is not None:
                 tokenizer.save_pretrained(tmp)
             if ref is not None:
-                _verify(tmp, ref, ids, param.dtype, param.device)
+                _verify(tmp, ref, ids, param.dtype, param.device, getattr(model.config, "_attn_implementation", None))
     except OSError as e:  # unwritable or full disk: atomic_dir has removed its temporary folder
         raise LlmpruneError(f"cannot write {out_dir}: {e}; choose another output path") from e
     return Path(out_dir).expanduser().resolve()
 
 
-def _verify(folder: Path, ref: torch.Tensor, ids: torch.Tensor, dtype: torch.dtype, device: torch.device) -> None:
+def _verify(
+    folder: Path, ref: torch.Tensor, ids: torch.Tensor, dtype: torch.dtype, device: torch.device, attn: str | None
+) -> None:
     try:
-        reloaded = load_pruned(folder, dtype=dtype, device=device)
+        reloaded = load_pruned(folder, dtype=dtype, attn=attn, device=device)
         got = _logits(reloaded, ids)
-    except LlmpruneError as e:
-        raise LlmpruneError(f"the written folder does not load back ({e}); nothing was written") from e
+    except Exception as e:  # any failure to load back means the folder must not be written
+        raise LlmpruneError(
+            f"the written folder does not load back ({type(e).__name__}: {e}); nothing was written"
+        ) from e
     del reloaded
     tol = 1e-4 if dtype == torch.float32 else 2e-2
     err = (got - ref).abs().max().item()

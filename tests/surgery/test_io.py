@@ -183,3 +183,13 @@ def test_load_refuses_damaged_folders(make_tiny, tmp_path):
     (out / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(LlmpruneError, match="weights do not match"):
         load_pruned(out)
+
+
+def test_load_in_another_dtype(make_tiny, tmp_path):
+    pruned, plan = _pruned(make_tiny, "qwen2", dict(heads=4, kv_heads=2, tie_word_embeddings=True), "block")
+    out = save_pruned(pruned, plan, tmp_path / "out")
+    loaded = load_pruned(out, dtype=torch.bfloat16)
+    assert {p.dtype for p in loaded.parameters()} == {torch.bfloat16}
+    assert loaded.lm_head.weight is loaded.model.embed_tokens.weight
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(IDS).logits.float(), pruned(IDS).logits, atol=0.1, rtol=0.05)
