@@ -38,6 +38,9 @@ def atomic_dir(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
         raise LlmpruneError(f"{path} already exists; remove it or choose another --out")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the final folder gets normal permissions
     try:
         yield tmp
     except BaseException:
