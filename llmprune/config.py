@@ -45,6 +45,14 @@ class PruneConfig(BaseModel):
     round_to: int = Field(1, ge=1, description="kept widths are rounded to a multiple of this (8/64/128: fast kernels)")
     uniform: bool = Field(False, description="make every layer the same shape (loadable by stock transformers)")
     calib: CalibConfig = Field(default_factory=CalibConfig)
+    reconstruct: bool = Field(
+        True, description="block scope: refit o_proj/down_proj on calibration activations after removing units"
+    )
+    reconstruct_calib: CalibConfig = Field(
+        default_factory=lambda: CalibConfig(samples=64, seq_len=128, seed=1),
+        description="calibration windows for the reconstruction statistics",
+    )
+    damp: float = Field(0.01, ge=0.0, description="reconstruction ridge, relative to the mean Gram diagonal")
 
     @field_validator("importance")
     @classmethod

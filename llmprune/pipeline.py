@@ -105,6 +105,15 @@ def prune_model(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool
 
     t0 = time.perf_counter()
     result = plan_pruning(model, tokenizer, cfg, progress=progress)
+    if cfg.reconstruct and cfg.scope == "block":
+        from llmprune.data import calibration_batches
+        from llmprune.reconstruct import reconstruct_
+
+        t = time.perf_counter()
+        c = cfg.reconstruct_calib
+        batches = calibration_batches(tokenizer, c.source, samples=c.samples, seq_len=c.seq_len, seed=c.seed)
+        reconstruct_(model, result.plan, batches, damp=cfg.damp, progress=progress)
+        result.timings["reconstruct"] = time.perf_counter() - t
     t = time.perf_counter()
     prune_(model, result.plan)
     result.timings["surgery"] = time.perf_counter() - t
