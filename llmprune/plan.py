@@ -161,6 +161,12 @@ class PrunePlan:
             raise LlmpruneError(f"{path} is not valid JSON: {e}") from e
 
 
+def kept_indices(removed: tuple[int, ...] | list[int], n: int) -> list[int]:
+    """Indices of 0..n-1 that are not in `removed`, in ascending order."""
+    gone = set(removed)
+    return [i for i in range(n) if i not in gone]
+
+
 def _check_indices(where: str, name: str, idx: tuple[int, ...], n: int) -> None:
     if len(set(idx)) != len(idx):
         raise LlmpruneError(f"{where}: duplicate indices in {name}")

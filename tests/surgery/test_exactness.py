@@ -1,0 +1,101 @@
+"""Masked-dense logits == pruned logits for random plans of every scope, family, GQA layout and tying."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+import torch
+from surgery_plans import SCOPES, random_plan
+
+from llmprune.models.params import count_params
+from llmprune.plan import BaseShape
+from llmprune.surgery import mask_, prune_
+from llmprune.surgery.arch import all_widths
+from llmprune.surgery.io import expected_widths
+
+# (family, tiny_model kwargs): MHA, GQA, tied/untied, llama biases, qwen2 q/k/v biases
+CASES = {
+    "llama-mha": ("llama", dict(heads=4)),
+    "llama-gqa-tied-bias": (
+        "llama",
+        dict(heads=6, kv_heads=2, tie_word_embeddings=True, attention_bias=True, mlp_bias=True),
+    ),
+    "mistral-gqa": ("mistral", dict(heads=8, kv_heads=2)),
+    "qwen2-gqa-tied": ("qwen2", dict(heads=4, kv_heads=2, tie_word_embeddings=True)),
+}
+
+
+def expected_params(model_cfg, plan) -> int:
+    """Parameter count of the pruned model, from the plan alone (independent of the surgery code)."""
+    hidden, _, widths = expected_widths(plan)
+    hd, vocab = plan.base.head_dim, model_cfg.vocab_size
+    qkv_bias = model_cfg.model_type == "qwen2" or getattr(model_cfg, "attention_bias", False)
+    o_bias = getattr(model_cfg, "attention_bias", False)
+    mlp_bias = getattr(model_cfg, "mlp_bias", False)
+    n = vocab * hidden * (1 if model_cfg.tie_word_embeddings else 2) + hidden
+    for w in widths:
+        q, kv, i = w.num_attention_heads * hd, w.num_key_value_heads * hd, w.intermediate_size
+        n += hidden * (q + 2 * kv) + q * hidden + 3 * hidden * i + 2 * hidden
+        n += (q + 2 * kv) * qkv_bias + hidden * o_bias + (2 * i + hidden) * mlp_bias
+    return n
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+@pytest.mark.parametrize("case", CASES)
+def test_masked_equals_pruned(make_tiny, case, scope):
+    family, kw = CASES[case]
+    for seed in range(2):
+        model = make_tiny(family, seed=seed, **kw)
+        plan = random_plan(BaseShape.from_config(model.config), random.Random(f"{case}-{scope}-{seed}"), scope)
+        masked = mask_(copy.deepcopy(model), plan)
+        pruned = prune_(model, plan)
+        ids = torch.randint(0, 128, (2, 12), generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            torch.testing.assert_close(pruned(ids).logits, masked(ids).logits, atol=1e-5, rtol=0)
+        gen = dict(max_new_tokens=6, do_sample=False, pad_token_id=0)
+        assert torch.equal(pruned.generate(ids[:1], **gen), masked.generate(ids[:1], **gen))
+
+        hidden, kept, widths = expected_widths(plan)
+        assert all_widths(pruned) == widths
+        assert pruned.config.hidden_size == hidden and pruned.config.num_hidden_layers == len(kept)
+        assert [layer.self_attn.layer_idx for layer in pruned.model.layers] == list(range(len(kept)))
+        assert count_params(pruned) == expected_params(pruned.config, plan)
+        assert all(p.requires_grad for p in pruned.parameters())
+        if pruned.config.tie_word_embeddings:
+            assert pruned.lm_head.weight is pruned.model.embed_tokens.weight
+
+
+def test_qwen2_sliding_layer_types_move_with_layers(make_tiny):
+    """Dropped layers take their entry of config.layer_types with them (sliding vs full attention)."""
+    model = make_tiny(
+        "qwen2",
+        heads=4,
+        kv_heads=2,
+        num_hidden_layers=4,
+        use_sliding_window=True,
+        sliding_window=3,
+        max_window_layers=2,
+    )
+    assert model.config.layer_types == ["full_attention"] * 2 + ["sliding_attention"] * 2
+    base = BaseShape.from_config(model.config)
+    from llmprune.plan import LayerPlan, PrunePlan
+
+    plan = PrunePlan(
+        base=base, layers=(LayerPlan(layer=1, drop=True), LayerPlan(layer=2, drop=True, mlp_channels=(0,)))
+    )
+    masked = mask_(copy.deepcopy(model), plan)
+    pruned = prune_(model, plan)
+    assert pruned.config.layer_types == ["full_attention", "sliding_attention"]
+    ids = torch.randint(0, 128, (1, 10), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(ids).logits, masked(ids).logits, atol=1e-5, rtol=0)
+
+
+def test_bf16_keeps_dtype(make_tiny):
+    model = make_tiny("llama", heads=4, kv_heads=2).to(torch.bfloat16)
+    plan = random_plan(BaseShape.from_config(model.config), random.Random(0), "mix")
+    prune_(model, plan)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert model(torch.tensor([[1, 2, 3]])).logits.dtype == torch.bfloat16
