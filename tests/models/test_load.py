@@ -25,16 +25,9 @@ def _same(model, ref):
 
 
 def _save_tiny(make_tiny, path, **kw):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    from tests.conftest import save_tiny
 
-    model = make_tiny("llama", **kw)
-    model.save_pretrained(path, safe_serialization=True)
-    vocab = {f"t{i}": i for i in range(model.config.vocab_size)}
-    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="t0"))
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="t0").save_pretrained(path)
-    return model
+    return save_tiny(path, "llama", **kw)
 
 
 def test_local_hf_folder_roundtrip(tmp_path, make_tiny):
