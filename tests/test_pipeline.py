@@ -56,7 +56,7 @@ def test_prune_cli_and_bad_input(tiny_dir, tiny_text_data, tmp_path, capsys):
     src = tiny_dir("llama", heads=4, kv_heads=2)
     out = tmp_path / "pruned"
     with pytest.raises(SystemExit) as e:
-        main(["prune", str(src), "--ratio", "0.2", "--samples", "2", "--seq-len", "16", "--out", str(out)])
+        main(["prune", str(src), "--samples", "2", "--seq-len", "16", "--reconstruct-samples", "2", "--out", str(out)])
     assert e.value.code in (None, 0) and (out / "llmprune.json").is_file()
     for argv, message in [
         (["prune", str(src), "--ratio", "1.5", "--out", str(tmp_path / "x")], "ratio"),

@@ -29,6 +29,10 @@ def command(
     seed: Annotated[int, typer.Option(help="Seed of the calibration sampling.")] = 0,
     round_to: Annotated[int, typer.Option(help="Round kept widths to a multiple of this.")] = 1,
     uniform: Annotated[bool, typer.Option(help="Same shape in every layer (stock transformers can load it).")] = False,
+    reconstruct: Annotated[
+        bool, typer.Option(help="Refit o_proj/down_proj on calibration activations after removing units.")
+    ] = True,
+    reconstruct_samples: Annotated[int, typer.Option(help="Windows (of 128 tokens) for reconstruction.")] = 64,
     no_heads: Annotated[bool, typer.Option("--no-heads", help="Block scope: keep every attention head.")] = False,
     dtype: Annotated[str, typer.Option(help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
@@ -54,6 +58,13 @@ def command(
                 "uniform": uniform,
                 "prune_heads": not no_heads,
                 "calib": {"source": calib, "samples": samples, "seq_len": seq_len, "seed": seed},
+                "reconstruct": reconstruct,
+                "reconstruct_calib": {
+                    "source": calib,
+                    "samples": reconstruct_samples,
+                    "seq_len": 128,
+                    "seed": seed + 1,
+                },
             },
         },
         source="options",
