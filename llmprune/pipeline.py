@@ -51,8 +51,11 @@ def layer_ids(cfg: PruneConfig, num_layers: int) -> list[int]:
     return list(parse_layer_range(cfg.layers, num_layers))
 
 
-def plan_pruning(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = True) -> PruneResult:
-    """Score the model and make the plan (the model is not changed)."""
+def plan_pruning(
+    model: nn.Module, tokenizer, cfg: PruneConfig, *, batches: torch.Tensor | None = None, progress: bool = True
+) -> PruneResult:
+    """Score the model and make the plan (the model is not changed). `batches` (N, L token ids) replaces
+    the calibration windows that `cfg.calib` would draw."""
     from llmprune.data import calibration_batches
     from llmprune.graph import build_groups
     from llmprune.importance.score import NEEDS_GRADIENTS, score_groups
@@ -67,8 +70,7 @@ def plan_pruning(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: boo
     groups = build_groups(model, layers=range(layers[0], layers[-1] + 1), kinds=SCOPE_KINDS[cfg.scope])
     groups = [g for g in groups if g.layer is None or g.layer in set(layers)]
     timings["graph"] = time.perf_counter() - t0
-    batches = None
-    if cfg.importance in NEEDS_GRADIENTS | {"activation"}:
+    if batches is None and cfg.importance in NEEDS_GRADIENTS | {"activation"}:
         t = time.perf_counter()
         c = cfg.calib
         batches = calibration_batches(tokenizer, c.source, samples=c.samples, seq_len=c.seq_len, seed=c.seed)
