@@ -20,6 +20,7 @@ app = typer.Typer(
 # (module, command name): explicit registry, in the order `--help` lists them.
 COMMANDS: list[tuple[str, str]] = [
     ("llmprune.cli.eval_cmd", "eval"),
+    ("llmprune.cli.groups_cmd", "groups"),
 ]
 
 
