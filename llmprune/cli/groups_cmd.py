@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from llmprune.cli.common import console, split_list, table, write_json
 
@@ -74,14 +75,19 @@ def _print(spec: str, lay, groups, ids: range) -> None:
             runs.append([i, i, key])
     rows = [[f"{a}" if a == b else f"{a}-{b}", *key] for a, b, key in runs]
     biases = ", ".join(k for k, v in (("qkv", lay.qkv_bias), ("o", lay.o_bias), ("mlp", lay.mlp_bias)) if v) or "none"
-    title = (
-        f"{spec}: {lay.model_type}, {lay.num_layers} layers, hidden {lay.hidden_size}, head_dim {lay.head_dim}, "
-        f"vocab {lay.vocab_size}, {'tied' if lay.tied else 'untied'} embeddings, biases: {biases}"
+    table(
+        f"{spec} ({lay.model_type}, {lay.num_layers} layers)",
+        ["layers", "heads", "KV heads", "heads per KV", "MLP channels", "members per group"],
+        rows,
     )
-    table(title, ["layers", "heads", "KV heads", "heads per KV", "MLP channels", "members per group"], rows)
+    out = Console()
+    out.print(
+        f"hidden {lay.hidden_size}, head_dim {lay.head_dim}, vocab {lay.vocab_size}, "
+        f"{'tied' if lay.tied else 'untied'} embeddings, biases: {biases}"
+    )
     for g in groups:
         if g.kind == "hidden":
-            console.print(
-                f"hidden: {g.units} channels, {len(g.members)} members across all {lay.num_layers} layers "
+            out.print(
+                f"hidden group: {g.units} channels, {len(g.members)} members across all {lay.num_layers} layers "
                 f"(embedding{'' if lay.tied else ', lm_head'}, {2 * lay.num_layers + 1} norms, every projection)"
             )
