@@ -114,13 +114,19 @@ class Trace:
         }
         with torch.enable_grad(), _rotary_identity(twin, self.layout), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._dg = tp.DependencyGraph().build_dependency(
-                twin,
-                example_inputs=inputs,
-                output_transform=lambda out: out.logits,
-                unwrapped_parameters=unwrapped,
-                verbose=False,
-            )
+            try:
+                self._dg = tp.DependencyGraph().build_dependency(
+                    twin,
+                    example_inputs=inputs,
+                    output_transform=lambda out: out.logits,
+                    unwrapped_parameters=unwrapped,
+                    verbose=False,
+                )
+            except (RuntimeError, TypeError, ValueError, AttributeError, NotImplementedError) as e:
+                raise LlmpruneError(
+                    f"tracing this {self.layout.model_type} model with torch-pruning failed ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0] if str(e) else ''}); skip the cross-check with --no-verify"
+                ) from e
 
     def _root(self, param: str, dim: int):
         """(node key, pruning function) that prunes `param` along `dim`."""
