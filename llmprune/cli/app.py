@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("llmprune.cli.prune_cmd", "prune"),
     ("llmprune.cli.run_cmd", "run"),
     ("llmprune.cli.eval_cmd", "eval"),
+    ("llmprune.cli.groups_cmd", "groups"),
 ]
 
 
