@@ -11,9 +11,11 @@ A folder written by `save_pruned` holds
 
 `stock_loadable: true` (uniform widths that the config class accepts, see `llmprune.surgery.shapes`)
 means `config.json` states the true shapes and stock `AutoModelForCausalLM.from_pretrained` loads
-the folder. Otherwise `config.json` is a valid skeleton and only `load_pruned` (and so every
-llmprune command) can load it: it builds the stock architecture from `config.json` on the meta device,
-resizes every layer to the manifest's widths, and loads the weights strictly.
+the folder. Otherwise `config.json` is a valid skeleton (stock loading fails with a size mismatch)
+and the folder loads with `load_pruned` (and so every llmprune command): it builds the stock
+architecture from `config.json` on the meta device, resizes every layer to the manifest's widths,
+and loads the weights strictly. Such folders also carry `modeling_llmprune.py` + `auto_map`, so
+`AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True)` loads them too (remote_code.py).
 
 `save_pruned` writes into a temporary folder, loads it back with `load_pruned` and compares logits on a
 fixed input with the in-memory model; only then is the folder renamed into place. A folder that
@@ -36,6 +38,7 @@ from llmprune.plan import PrunePlan
 from llmprune.surgery import arch
 from llmprune.surgery.arch import LayerWidths
 from llmprune.surgery.attention import set_head_counts
+from llmprune.surgery.remote_code import write_remote_code
 from llmprune.surgery.shapes import sync_config_
 
 MANIFEST = "llmprune.json"
@@ -131,23 +134,29 @@ def save_pruned(
     try:
         with atomic_dir(out_dir) as tmp:
             model.save_pretrained(tmp)
+            if not manifest["stock_loadable"]:
+                write_remote_code(tmp, manifest["model_type"], manifest["layers"])
             (tmp / PLAN_FILE).write_text(plan.to_json() + "\n")
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
             if tokenizer is not None:
                 tokenizer.save_pretrained(tmp)
             if ref is not None:
-                _verify(tmp, ref, ids, param.dtype, param.device)
+                _verify(tmp, ref, ids, param.dtype, param.device, getattr(model.config, "_attn_implementation", None))
     except OSError as e:  # unwritable or full disk: atomic_dir has removed its temporary folder
         raise LlmpruneError(f"cannot write {out_dir}: {e}; choose another output path") from e
     return Path(out_dir).expanduser().resolve()
 
 
-def _verify(folder: Path, ref: torch.Tensor, ids: torch.Tensor, dtype: torch.dtype, device: torch.device) -> None:
+def _verify(
+    folder: Path, ref: torch.Tensor, ids: torch.Tensor, dtype: torch.dtype, device: torch.device, attn: str | None
+) -> None:
     try:
-        reloaded = load_pruned(folder, dtype=dtype, device=device)
+        reloaded = load_pruned(folder, dtype=dtype, attn=attn, device=device)
         got = _logits(reloaded, ids)
-    except LlmpruneError as e:
-        raise LlmpruneError(f"the written folder does not load back ({e}); nothing was written") from e
+    except Exception as e:  # any failure to load back means the folder must not be written
+        raise LlmpruneError(
+            f"the written folder does not load back ({type(e).__name__}: {e}); nothing was written"
+        ) from e
     del reloaded
     tol = 1e-4 if dtype == torch.float32 else 2e-2
     err = (got - ref).abs().max().item()
@@ -216,8 +225,10 @@ def load_pruned(
     kwargs = {"dtype": dtype}
     if attn:
         kwargs["attn_implementation"] = attn
+    if hasattr(config, "auto_map"):  # only for trust_remote_code loaders; this model is the stock class
+        del config.auto_map
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, **kwargs)
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=False, **kwargs)
     arch.check_supported(model)
     for layer, w in zip(arch.layers(model), layers, strict=True):
         _resize_layer_(layer, LayerWidths(w["num_attention_heads"], w["num_key_value_heads"], w["intermediate_size"]))

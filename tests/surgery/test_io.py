@@ -49,6 +49,12 @@ def test_save_load_same_logits_and_generation(make_tiny, tmp_path, family, kw, s
     assert manifest["stock_loadable"] == stock_loadable(plan).ok
     if pruned.config.tie_word_embeddings:
         assert loaded.lm_head.weight is loaded.model.embed_tokens.weight
+    if not manifest["stock_loadable"]:  # the folder's modeling_llmprune.py, for path-only tools
+        from transformers import AutoModelForCausalLM
+
+        remote = AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True, attn_implementation="eager")
+        with torch.no_grad():
+            torch.testing.assert_close(remote(IDS).logits, pruned(IDS).logits, atol=1e-5, rtol=0)
 
 
 def _uniform_plan(base: BaseShape) -> PrunePlan:
@@ -177,3 +183,13 @@ def test_load_refuses_damaged_folders(make_tiny, tmp_path):
     (out / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(LlmpruneError, match="weights do not match"):
         load_pruned(out)
+
+
+def test_load_in_another_dtype(make_tiny, tmp_path):
+    pruned, plan = _pruned(make_tiny, "qwen2", dict(heads=4, kv_heads=2, tie_word_embeddings=True), "block")
+    out = save_pruned(pruned, plan, tmp_path / "out")
+    loaded = load_pruned(out, dtype=torch.bfloat16)
+    assert {p.dtype for p in loaded.parameters()} == {torch.bfloat16}
+    assert loaded.lm_head.weight is loaded.model.embed_tokens.weight
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(IDS).logits.float(), pruned(IDS).logits, atol=0.1, rtol=0.05)
