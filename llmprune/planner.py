@@ -180,6 +180,8 @@ def _uniform_fraction(base, cfg, target, costs, layers, steps, mlp_n, attn_n, ma
     k = min(n_steps, int(round(p * units_per_layer))) if cfg.prune_heads else 0
     if not cfg.prune_mlp:
         k = min(n_steps, math.ceil(target / (n_layers * step_cost))) if step_cost else 0
+    if cfg.uniform and k:
+        k = _stock_steps(base, steps[layers[0]], k)
     rest = target - n_layers * k * step_cost
     mlp = math.ceil(max(rest, 0) / (n_layers * costs.mlp_channel)) if cfg.prune_mlp else 0
     if mlp > max_mlp or (not cfg.prune_mlp and rest > 0):
@@ -189,6 +191,24 @@ def _uniform_fraction(base, cfg, target, costs, layers, steps, mlp_n, attn_n, ma
         )
     for i in layers:
         mlp_n[i], attn_n[i] = mlp, k
+
+
+def _stock_steps(base: BaseShape, layer_steps: list[AttnStep], k: int) -> int:
+    """The number of attention steps closest to `k` (fewer first) whose head counts a stock config accepts
+    (transformers 5 rejects hidden_size % num_attention_heads != 0); 0 always qualifies."""
+    from llmprune.surgery.shapes import uniform_head_options
+
+    valid = set(uniform_head_options(base))
+
+    def counts(n: int) -> tuple[int, int]:
+        chosen = layer_steps[:n]
+        heads = base.num_heads - sum(len(st.heads) for st in chosen)
+        return heads, base.num_kv_heads - sum(len(st.kv_heads) for st in chosen)
+
+    for n in sorted(range(len(layer_steps) + 1), key=lambda n: (abs(n - k), n)):
+        if n == 0 or counts(n) in valid:
+            return n
+    return 0
 
 
 def _channel(base, scores, cfg, target, costs) -> tuple[int, ...]:

@@ -106,3 +106,25 @@ def test_layer_scope_drops_the_least_important_layers():
     assert plan.dropped_layers == (0, 1)
     with pytest.raises(LlmpruneError, match="lower --ratio"):
         make_plan(BASE, _scores(), cfg, target=COSTS.layer * 4, costs=COSTS, layers=[0, 1, 2, 3])
+
+
+def test_uniform_picks_head_counts_a_stock_config_accepts():
+    # hidden 576 with 9 heads / 3 KV heads (SmolLM2): removing 1 slot leaves 6 heads (576 % 6 == 0)
+    base = BaseShape(
+        "llama", num_layers=2, hidden_size=576, num_heads=9, num_kv_heads=3, head_dim=64, intermediate_size=64
+    )
+    costs = unit_costs(base, tied=True, vocab=100, attn_bias=False, mlp_bias=False)
+    g = torch.Generator().manual_seed(0)
+    scores = {}
+    for i in range(2):
+        scores[f"layers.{i}.mlp_channel"] = torch.rand(64, generator=g, dtype=torch.float64)
+        scores[f"layers.{i}.attn_head"] = torch.rand(9, generator=g, dtype=torch.float64)
+    cfg = PruneConfig(ratio=0.4, uniform=True)
+    target = 2 * (3 * costs.head + 10 * costs.mlp_channel)
+    plan = make_plan(base, scores, cfg, target=target, costs=costs, layers=[0, 1])
+    heads = {9 - len(lp.heads) for lp in plan.layers}
+    mlp = {64 - len(lp.mlp_channels) for lp in plan.layers}
+    assert len(heads) == 1 and len(mlp) == 1 and 576 % heads.pop() == 0
+    from llmprune.surgery import stock_loadable
+
+    assert stock_loadable(plan).ok
