@@ -21,10 +21,14 @@ def check_writable_parent(path: str | Path) -> Path:
     probe = parent
     while not probe.exists():
         probe = probe.parent
-    if not os.access(probe, os.W_OK):
-        raise LlmpruneError(f"cannot write to {path}: {probe} is not writable; choose another output path")
-    if probe != parent and not probe.is_dir():
+    if not probe.is_dir():
         raise LlmpruneError(f"cannot write to {path}: {probe} is a file, not a folder")
+    try:  # a real probe: permissions alone do not tell (read-only mounts, /proc, quotas)
+        os.rmdir(tempfile.mkdtemp(prefix=".llmprune-probe-", dir=probe))
+    except OSError as e:
+        raise LlmpruneError(
+            f"cannot write to {path}: {probe} is not writable ({e.strerror}); choose another output path"
+        ) from e
     return path
 
 
@@ -38,6 +42,9 @@ def atomic_dir(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
         raise LlmpruneError(f"{path} already exists; remove it or choose another --out")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the final folder gets normal permissions
     try:
         yield tmp
     except BaseException:

@@ -56,9 +56,55 @@ def tiny_model(family: str = "llama", *, seed: int = 0, **kw):
     return model.eval()
 
 
+def word_tokenizer(vocab_size: int = 128):
+    """A word-level fast tokenizer over tokens t0..t{vocab-1} (whitespace split), saveable like any HF one."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {f"t{i}": i for i in range(vocab_size)}
+    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="t0"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="t0", eos_token="t1")
+
+
+def save_tiny(path, family: str = "llama", **kw):
+    """Save a tiny random model + word tokenizer as a local HF folder; returns the in-memory model."""
+    model = tiny_model(family, **kw)
+    model.save_pretrained(path)
+    word_tokenizer(model.config.vocab_size).save_pretrained(path)
+    return model
+
+
 @pytest.fixture
 def make_tiny():
     return tiny_model
+
+
+@pytest.fixture
+def tiny_dir(tmp_path):
+    """Factory: tiny_dir(family="llama", **config) -> path of a saved tiny model folder."""
+    counter = iter(range(1000))
+
+    def make(family: str = "llama", **kw):
+        path = tmp_path / f"tiny-{family}-{next(counter)}"
+        save_tiny(path, family, **kw)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def tiny_text_data(tmp_path, monkeypatch):
+    """$LLMPRUNE_DATA_DIR with wikitext2 test/valid made of the tiny tokenizer's words."""
+    g = torch.Generator().manual_seed(0)
+    root = tmp_path / "data"
+    (root / "wikitext2").mkdir(parents=True)
+    for split in ("test", "valid"):
+        ids = torch.randint(2, 128, (4000,), generator=g).tolist()
+        lines = [" " + " ".join(f"t{i}" for i in ids[k : k + 40]) + "\n" for k in range(0, 4000, 40)]
+        (root / "wikitext2" / f"{split}.txt").write_text("".join(lines))
+    monkeypatch.setenv("LLMPRUNE_DATA_DIR", str(root))
+    return root
 
 
 @pytest.fixture(scope="session")

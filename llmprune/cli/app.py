@@ -19,7 +19,10 @@ app = typer.Typer(
 
 # (module, command name): explicit registry, in the order `--help` lists them.
 COMMANDS: list[tuple[str, str]] = [
+    ("llmprune.cli.prune_cmd", "prune"),
+    ("llmprune.cli.run_cmd", "run"),
     ("llmprune.cli.eval_cmd", "eval"),
+    ("llmprune.cli.groups_cmd", "groups"),
 ]
 
 

@@ -37,3 +37,17 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for r in rows:
         t.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in r])
     Console().print(t)
+
+
+def print_summary(report: dict, out: Path) -> None:
+    """Human summary of a prune/run report: parameters and the before/after metrics."""
+    rows = [
+        ["parameters", f"{report.get('params_before', 0):,}", f"{report.get('params_after', 0):,}"],
+        ["removed", "", f"{report.get('ratio_removed', 0):.2%}"],
+    ]
+    before, after = report.get("before", {}), report.get("after", {})
+    for name, value in after.get("ppl", {}).items():
+        rows.append([f"ppl {name}", before.get("ppl", {}).get(name, ""), value])
+    if "mean_acc" in after:
+        rows.append(["mean acc", before.get("mean_acc", ""), after["mean_acc"]])
+    table(f"{out}  ({report.get('seconds', 0):.1f} s pruning)", ["", "before", "after"], rows)

@@ -1,4 +1,4 @@
-"""`llmprune eval MODEL --ppl wikitext2[,ptb] ...`: perplexity (LLM-Pruner / Wanda protocol)."""
+"""`llmprune eval MODEL [--ppl wikitext2[,ptb]] [--tasks boolq,piqa,...]`: perplexity and zero-shot accuracy."""
 
 from __future__ import annotations
 
@@ -14,40 +14,82 @@ from llmprune.errors import LlmpruneError
 
 def command(
     model: Annotated[str, typer.Argument(help="Hub id, local folder, .gguf file, llmprune folder or smollm2-135m.")],
-    ppl: Annotated[str, typer.Option(help="Comma-separated perplexity datasets: wikitext2, ptb.")] = "wikitext2",
+    ppl: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated perplexity datasets: wikitext2, ptb; 'none' to skip. Default: wikitext2, "
+            "or none when --tasks is given."
+        ),
+    ] = None,
+    tasks: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated zero-shot tasks: names in $LLMPRUNE_DATA_DIR/tasks (boolq, piqa, "
+            "hellaswag, arc_easy, ...) or paths to .jsonl task files."
+        ),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Zero-shot: score only the first N examples of each task.")] = None,
     seq_len: Annotated[int, typer.Option(help="Window length in tokens (non-overlapping windows).")] = 128,
     max_windows: Annotated[int | None, typer.Option(help="Score only the first N windows.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 4,
+    batch_size: Annotated[int, typer.Option(help="Windows / zero-shot requests per forward pass.")] = 4,
     split: Annotated[str, typer.Option(help="Dataset split to score.")] = "test",
     dtype: Annotated[str, typer.Option(help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON to this file.")] = None,
 ) -> None:
-    """Evaluate MODEL: perplexity on WikiText-2 / PTB."""
+    """Evaluate MODEL: perplexity on WikiText-2 / PTB and zero-shot multiple-choice accuracy (lm-eval)."""
     from llmprune.data import load_text
-    from llmprune.eval.ppl import perplexity
+    from llmprune.eval.evaluate import evaluate
+    from llmprune.eval.zeroshot import load_tasks
     from llmprune.models import count_params, load_model
     from llmprune.models.load import resolve_model_source
 
-    datasets = split_list(ppl)
-    if not datasets:
-        raise LlmpruneError("nothing to evaluate: pass --ppl wikitext2[,ptb]")
+    task_specs = split_list(tasks)
+    if ppl is None:
+        ppl = "" if task_specs else "wikitext2"
+    datasets = [d for d in split_list(ppl) if d.lower() != "none"]
+    if not datasets and not task_specs:
+        raise LlmpruneError("nothing to evaluate: pass --ppl wikitext2[,ptb] and/or --tasks boolq,piqa,...")
     if seq_len <= 1:
         raise LlmpruneError(f"--seq-len must be > 1 (got {seq_len})")
+    if batch_size < 1:
+        raise LlmpruneError(f"--batch-size must be >= 1 (got {batch_size})")
+    if json_out is not None:
+        from llmprune.fsutil import check_writable_parent
+
+        check_writable_parent(json_out)
     t0 = time.perf_counter()
     resolve_model_source(model)  # a bad MODEL fails before any data is read
-    texts = {name: load_text(name, split) for name in datasets}  # fail on missing data before loading
+    for name in datasets:  # fail on missing data / bad task files before loading the model
+        load_text(name, split)
+    loaded = load_tasks(task_specs, limit=limit)
     m, tok = load_model(model, dtype=dtype, device=device)
-    result: dict = {"model": model, "params": count_params(m), "ppl": {}, "seq_len": seq_len}
-    windows = 0
-    for name, text in texts.items():
-        value, windows = perplexity(m, tok, text, seq_len=seq_len, max_windows=max_windows, batch_size=batch_size)
-        result["ppl"][name] = value
-    result["windows"] = windows
-    result["seconds"] = round(time.perf_counter() - t0, 2)
-    table(
-        f"{model}  ({result['params']:,} params)",
-        ["dataset", "ppl", "seq_len", "windows"],
-        [[k, v, seq_len, windows] for k, v in result["ppl"].items()],
+    result: dict = {"model": model, "params": count_params(m)}
+    result.update(
+        evaluate(
+            m,
+            tok,
+            ppl=datasets,
+            seq_len=seq_len,
+            max_windows=max_windows,
+            tasks=loaded,
+            limit=limit,
+            batch_size=batch_size,
+            split=split,
+        )
     )
+    result["seconds"] = round(time.perf_counter() - t0, 2)
+    title = f"{model}  ({result['params']:,} params)"
+    if "ppl" in result:
+        table(
+            title,
+            ["dataset", "ppl", "seq_len", "windows"],
+            [[k, v, seq_len, result["windows"]] for k, v in result["ppl"].items()],
+        )
+    if "tasks" in result:
+        rows = [
+            [k, v["acc"], v["acc_norm"], f"{v['n']}/{v['total']}", v["seconds"]] for k, v in result["tasks"].items()
+        ]
+        rows.append(["mean", result["mean_acc"], result["mean_acc_norm"], "", ""])
+        table(f"{title}  zero-shot", ["task", "acc", "acc_norm", "examples", "seconds"], rows)
     write_json(json_out, result)

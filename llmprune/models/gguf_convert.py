@@ -44,9 +44,14 @@ def load_gguf(path: str | Path, *, dtype: torch.dtype = torch.float32):
     return model.eval(), tok
 
 
-def convert_gguf_to_hf(path: str | Path, out_dir: str | Path) -> Path:
+def convert_gguf_to_hf(path: str | Path, out_dir: str | Path, *, expected_params: int | None = None) -> Path:
     """Write a safetensors HF folder (config, weights, tokenizer) converted from a GGUF file."""
+    from llmprune.models.params import count_params
+
     model, tok = load_gguf(path)
+    n = count_params(model)
+    if expected_params is not None and n != expected_params:
+        raise LlmpruneError(f"{path} converted to {n:,} parameters, expected {expected_params:,}; the file is corrupt")
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)

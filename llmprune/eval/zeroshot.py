@@ -1,0 +1,156 @@
+"""Zero-shot multiple-choice accuracy with lm-evaluation-harness conventions.
+
+lm-eval (through `HFLM`, on the model in memory) computes the log-likelihood of every
+(context, continuation) request; the picks follow lm-eval's `ConfigurableTask.process_results`:
+
+- `acc`: the choice with the highest summed log-likelihood;
+- `acc_norm`: the highest log-likelihood divided by the choice's length in characters, as lm-eval's
+  `doc_to_choice` returns it (without the leading target delimiter).
+
+Ties go to the first choice (numpy argmax), as in lm-eval.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from llmprune.errors import LlmpruneError
+from llmprune.eval.tasks import Example, Task, load_task
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    name: str
+    acc: float
+    acc_norm: float
+    n: int  # examples scored
+    total: int  # examples in the file
+    seconds: float
+    picks: tuple[int, ...]  # acc pick per example
+    picks_norm: tuple[int, ...]  # acc_norm pick per example
+
+    def to_dict(self) -> dict:
+        return {
+            "acc": self.acc,
+            "acc_norm": self.acc_norm,
+            "n": self.n,
+            "total": self.total,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def _argmax(values: Sequence[float]) -> int:
+    best = 0
+    for i, v in enumerate(values):
+        if v > values[best]:
+            best = i
+    return best
+
+
+def pick(lls: Sequence[float], norm_lens: Sequence[int]) -> tuple[int, int]:
+    """(acc pick, acc_norm pick) of one example from its per-choice log-likelihoods."""
+    if len(lls) != len(norm_lens) or not lls:
+        raise ValueError(f"{len(lls)} log-likelihoods for {len(norm_lens)} choices")
+    return _argmax(lls), _argmax([ll / n for ll, n in zip(lls, norm_lens, strict=True)])
+
+
+def score_examples(examples: Sequence[Example], lls: Sequence[Sequence[float]]) -> tuple[float, float, list, list]:
+    """acc, acc_norm and the picks of `examples`, given lls[i][j] for example i, choice j."""
+    if len(examples) != len(lls):
+        raise ValueError(f"{len(lls)} results for {len(examples)} examples")
+    picks, picks_norm = [], []
+    for ex, ll in zip(examples, lls, strict=True):
+        p, pn = pick(ll, ex.norm_lens)
+        picks.append(p)
+        picks_norm.append(pn)
+    n = len(examples)
+    acc = sum(p == ex.label for p, ex in zip(picks, examples, strict=True)) / n
+    acc_norm = sum(p == ex.label for p, ex in zip(picks_norm, examples, strict=True)) / n
+    return acc, acc_norm, picks, picks_norm
+
+
+def task_loglikelihoods(lm, task: Task, *, progress: bool = True) -> list[list[float]]:
+    """Per-example, per-choice log-likelihoods of `task`, computed by lm-eval in one batched call."""
+    from llmprune.eval.harness import loglikelihoods
+
+    flat = [r for ex in task.examples for r in ex.requests]
+    out = loglikelihoods(lm, flat, progress=progress)
+    lls, i = [], 0
+    for ex in task.examples:
+        lls.append(out[i : i + len(ex.requests)])
+        i += len(ex.requests)
+    return lls
+
+
+def evaluate_task(lm, task: Task, *, progress: bool = True) -> TaskResult:
+    t0 = time.perf_counter()
+    lls = task_loglikelihoods(lm, task, progress=progress)
+    acc, acc_norm, picks, picks_norm = score_examples(task.examples, lls)
+    return TaskResult(
+        task.name,
+        acc,
+        acc_norm,
+        len(task.examples),
+        task.total,
+        time.perf_counter() - t0,
+        tuple(picks),
+        tuple(picks_norm),
+    )
+
+
+def load_tasks(specs: Sequence[str], *, limit: int | None = None) -> list[Task]:
+    """Read and validate every task before any model work (a bad file fails fast)."""
+    tasks = [load_task(s, limit=limit) for s in specs]
+    names = [t.name for t in tasks]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise LlmpruneError(f"task listed twice: {', '.join(dup)}")
+    return tasks
+
+
+def ensure_tasks(tasks: Sequence[str | Task], *, limit: int | None = None) -> list[Task]:
+    """Load the names / paths among `tasks` (validating them all first); keep `Task`s as given."""
+    fresh = iter(load_tasks([t for t in tasks if not isinstance(t, Task)], limit=limit))
+    return [t if isinstance(t, Task) else next(fresh) for t in tasks]
+
+
+def zeroshot(
+    model,
+    tokenizer,
+    tasks: Sequence[str | Task],
+    *,
+    limit: int | None = None,
+    batch_size: int = 4,
+    progress: bool = True,
+) -> dict:
+    """Zero-shot accuracy of `model` on `tasks` (names, paths or loaded `Task`s).
+
+    Returns `{"tasks": {name: {acc, acc_norm, n, total, seconds}}, "mean_acc", "mean_acc_norm",
+    "limit", "seconds"}`.
+
+    >>> zeroshot(model, tok, ["boolq", "piqa"], limit=100)["mean_acc"]  # doctest: +SKIP
+    """
+    from llmprune.eval.harness import make_lm
+
+    t0 = time.perf_counter()
+    loaded = ensure_tasks(tasks, limit=limit)
+    if not loaded:
+        raise LlmpruneError("no zero-shot tasks given; pass e.g. --tasks boolq,piqa,hellaswag,arc_easy")
+    lm = make_lm(model, tokenizer, batch_size=batch_size)
+    results = {}
+    for task in loaded:
+        if progress:
+            print(f"zero-shot {task.name}: {len(task.examples)} examples", file=sys.stderr, flush=True)
+        results[task.name] = evaluate_task(lm, task, progress=progress).to_dict()
+    accs = [r["acc"] for r in results.values()]
+    norms = [r["acc_norm"] for r in results.values()]
+    return {
+        "tasks": results,
+        "mean_acc": sum(accs) / len(accs),
+        "mean_acc_norm": sum(norms) / len(norms),
+        "limit": limit,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }

@@ -1,0 +1,73 @@
+"""Run a recipe: load -> [eval before] -> prune -> [eval after] -> [recover -> merge -> eval] -> save.
+
+Everything lands in one output folder, written atomically: the pruned model (loadable by
+`llmprune.models.load_model`), plan.json, report.json and scores.safetensors (importance per group).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from llmprune.fsutil import atomic_dir, atomic_write_json, check_writable_parent
+from llmprune.recipes import EvalConfig, Recipe
+
+console = Console(stderr=True)
+
+
+def evaluate_model(model, tokenizer, cfg: EvalConfig, *, progress: bool = True) -> dict:
+    """Perplexity (and zero-shot tasks when the evaluation suite is installed) as one dict."""
+    from llmprune.eval import evaluate as suite
+
+    return suite.evaluate(
+        model,
+        tokenizer,
+        ppl=tuple(cfg.ppl),
+        seq_len=cfg.seq_len,
+        max_windows=cfg.max_windows,
+        tasks=tuple(cfg.tasks),
+        limit=cfg.limit,
+        batch_size=cfg.batch_size,
+    )
+
+
+def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dict:
+    """Execute `recipe`, writing everything to `out`; returns the report dict (also in out/report.json)."""
+    from safetensors.torch import save_file
+
+    from llmprune.data import load_text
+    from llmprune.models import load_model
+    from llmprune.models.load import resolve_model_source
+    from llmprune.pipeline import prune_model
+    from llmprune.surgery.io import save_pruned
+
+    out = check_writable_parent(out)
+    resolve_model_source(recipe.model)
+    if recipe.eval:
+        for name in recipe.eval.ppl:  # fail on missing data before the expensive steps
+            load_text(name)
+    t0 = time.perf_counter()
+    model, tok = load_model(recipe.model, dtype=recipe.dtype, device=recipe.device)
+    report: dict = {"recipe": recipe.model_dump(mode="json"), "model": recipe.model}
+    if recipe.eval and recipe.eval.before:
+        console.print("[bold]evaluating the dense model[/bold]")
+        report["before"] = evaluate_model(model, tok, recipe.eval, progress=progress)
+    console.print(f"[bold]pruning[/bold] {recipe.prune.ratio:.0%} ({recipe.prune.scope}, {recipe.prune.importance})")
+    result = prune_model(model, tok, recipe.prune, progress=progress)
+    report.update(result.report())
+    console.print(
+        f"removed {result.params_before - result.params_after:,} of {result.params_before:,} parameters "
+        f"({result.ratio_removed:.2%}) in {result.seconds:.1f} s"
+    )
+    if recipe.eval:
+        console.print("[bold]evaluating the pruned model[/bold]")
+        report["after"] = evaluate_model(model, tok, recipe.eval, progress=progress)
+        report["ppl"] = report["after"].get("ppl", {})
+    report["total_seconds"] = round(time.perf_counter() - t0, 2)
+    with atomic_dir(out) as tmp:
+        save_pruned(model, result.plan, tmp, tokenizer=tok)
+        save_file({k: v.float().contiguous() for k, v in result.scores.items()}, str(tmp / "scores.safetensors"))
+        atomic_write_json(tmp / "report.json", report)
+    return report
