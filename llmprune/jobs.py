@@ -46,8 +46,12 @@ def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dic
     out = check_writable_parent(out)
     resolve_model_source(recipe.model)
     if recipe.eval:
-        for name in recipe.eval.ppl:  # fail on missing data before the expensive steps
+        for name in recipe.eval.ppl:  # fail on missing data or bad task files before the expensive steps
             load_text(name)
+        if recipe.eval.tasks:
+            from llmprune.eval.zeroshot import load_tasks
+
+            load_tasks(recipe.eval.tasks, limit=recipe.eval.limit)
     t0 = time.perf_counter()
     model, tok = load_model(recipe.model, dtype=recipe.dtype, device=recipe.device)
     report: dict = {"recipe": recipe.model_dump(mode="json"), "model": recipe.model}

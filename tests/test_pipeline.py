@@ -95,3 +95,13 @@ def test_uniform_needs_the_full_layer_range(tiny_dir, tiny_text_data, tmp_path):
     src = tiny_dir("llama", heads=4, kv_heads=2)
     with pytest.raises(LlmpruneError, match="uniform"):
         run_recipe(_recipe(src, ratio=0.2, uniform=True, layers="1-2"), tmp_path / "u", progress=False)
+
+
+def test_bad_task_in_recipe_fails_before_pruning(tiny_dir, tiny_text_data, tmp_path):
+    from llmprune.jobs import run_recipe
+
+    src = tiny_dir("llama", heads=4, kv_heads=2)
+    r = recipe_from_dict({"model": str(src), "prune": {"ratio": 0.2}, "eval": {"tasks": ["no_such_task"]}})
+    with pytest.raises(LlmpruneError, match="no_such_task"):
+        run_recipe(r, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
