@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from llmprune.plan import PrunePlan  # noqa: E402
 from llmprune.report.tables import layer_widths  # noqa: E402
@@ -101,6 +102,9 @@ def plot_importance(scores: dict[str, torch.Tensor], plan: PrunePlan, path: Path
     fig, axes = plt.subplots(len(panels), 1, figsize=(max(8.0, 0.32 * n + 3), 3.3 * len(panels) + 0.4), squeeze=False)
     gen = torch.Generator().manual_seed(0)
     for ax, (kind, label, per_layer) in zip(axes[:, 0], panels, strict=True):
+        if kind == "layer":
+            _layer_bars(ax, per_layer, plan, n)
+            continue
         layers = list(per_layer)
         values = [per_layer[i] for i in layers]
         ax.boxplot(
@@ -139,11 +143,26 @@ def plot_importance(scores: dict[str, torch.Tensor], plan: PrunePlan, path: Path
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
         if removed_label is None:
-            ax.legend(loc="upper right", fontsize=8, markerscale=2, frameon=False)
+            ax.legend(loc="best", fontsize=8, markerscale=2, frameon=True, framealpha=0.8)
         _layer_axis(ax, n)
     fig.suptitle("Importance distribution per layer", fontsize=12, x=0.01, ha="left")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _layer_bars(ax, per_layer: dict[int, torch.Tensor], plan: PrunePlan, n: int) -> None:
+    """One importance per layer (layer scope): a bar each, dropped layers in the removed colour."""
+    layers = list(per_layer)
+    dropped = set(plan.dropped_layers)
+    colors = [REMOVED if i in dropped else KEPT for i in layers]
+    ax.bar(layers, [per_layer[i][0].item() for i in layers], color=colors, width=0.8)
+    ax.set_ylabel("importance")
+    ax.set_title("whole layers: importance per layer", fontsize=10, loc="left")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    handles = [Patch(color=KEPT, label="kept"), Patch(color=REMOVED, label="dropped")]
+    ax.legend(handles=handles, loc="lower right", ncol=2, fontsize=8, frameon=False, bbox_to_anchor=(1.0, 1.0))
+    _layer_axis(ax, n)
 
 
 def _grouped_bars(ax, labels: list[str], metrics: dict[str, dict], pick) -> None:

@@ -86,3 +86,24 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, model_dir, extra, mess
 def test_missing_model_folder_is_a_clear_error(tmp_path, choice_task, capsys):
     assert _run(["eval", str(tmp_path / "no_model"), "--tasks", str(choice_task)]) == 2
     assert "model path not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_limit_on_smollm2(tmp_path, smollm2):
+    """`eval smollm2-135m --tasks ... --limit N` on the real model and the shared task files (both forms of use)."""
+    from llmprune.eval.tasks import available_tasks
+
+    if not {"piqa", "arc_easy"} <= set(available_tasks()):
+        pytest.skip("shared task files not available ($LLMPRUNE_DATA_DIR/tasks)")
+    out = tmp_path / "zs.json"
+    assert _run(["eval", "smollm2-135m", "--tasks", "piqa,arc_easy", "--limit", "5", "--json", str(out)]) in (None, 0)
+    res = json.loads(out.read_text())
+    assert res["params"] == 134_515_008 and res["limit"] == 5
+    assert {n: (t["n"], t["total"]) for n, t in res["tasks"].items()} == {"piqa": (5, 1838), "arc_easy": (5, 2376)}
+    for t in res["tasks"].values():
+        assert t["acc"] * 5 == pytest.approx(round(t["acc"] * 5)) and 0 <= t["acc_norm"] <= 1
+    # the CLI agrees with the library on the already-loaded model
+    model, tok = smollm2
+    lm = make_lm(model, tok, batch_size=4)
+    want = evaluate_task(lm, load_task("piqa", limit=5), progress=False)
+    assert (res["tasks"]["piqa"]["acc"], res["tasks"]["piqa"]["acc_norm"]) == (want.acc, want.acc_norm)
