@@ -9,18 +9,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from llmprune.cli.app import main
 from llmprune.errors import LlmpruneError
 from llmprune.eval.bench import BenchConfig, bench, prompt_ids, ratios, timed_generate
 from llmprune.eval.footprint import disk_bytes, weights_files
+from tests.eval.helpers import run_cli
 
 SMALL = dict(num_hidden_layers=2, max_position_embeddings=128)
-
-
-def _run(argv) -> int:
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    return e.value.code
 
 
 def test_generate_never_stops_early(make_tiny):
@@ -82,7 +76,7 @@ def test_bench_with_baseline_json_and_ratios(tmp_path, tiny_dir):
     out = tmp_path / "bench.json"
     argv = ["bench", str(small), "--baseline", str(big), "--prompt-len", "8", "--new-tokens", "3"]
     argv += ["--batch-sizes", "1,2", "--repeats", "3", "--no-memory", "--json", str(out)]
-    assert _run(argv) in (None, 0)
+    assert run_cli(argv) in (None, 0)
     res = json.loads(out.read_text())
     assert set(res) >= {"config", "device", "threads", "memory_method", "models", "ratios", "seconds"}
     m, b = res["models"]["model"], res["models"]["baseline"]
@@ -124,11 +118,11 @@ def test_cpu_peak_memory_covers_the_weights(tiny_dir):
 )
 def test_bad_input_exits_2(tiny_dir, extra, message, capsys):
     d = tiny_dir("llama", **SMALL)
-    assert _run(["bench", str(d), *extra]) == 2
+    assert run_cli(["bench", str(d), *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
 
 def test_missing_model_folder(tmp_path, capsys):
-    assert _run(["bench", str(tmp_path / "nope")]) == 2
+    assert run_cli(["bench", str(tmp_path / "nope")]) == 2
     assert "model path not found" in capsys.readouterr().err

@@ -6,19 +6,13 @@ import json
 
 import pytest
 
-from llmprune.cli.app import main
 from llmprune.errors import LlmpruneError
 from llmprune.plan import BaseShape, LayerPlan, PrunePlan
 from llmprune.report import load_run, write_report
 from llmprune.report.tables import layer_widths, metrics_rows
+from tests.eval.helpers import run_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _run(argv) -> int:
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    return e.value.code
 
 
 @pytest.fixture
@@ -55,8 +49,8 @@ def _check_png(path):
     assert img.shape[0] > 200 and img.shape[1] > 300
 
 
-def test_report_from_a_run(run_dir, capsys):
-    assert _run(["report", str(run_dir)]) in (None, 0)
+def test_report_from_arun_cli(run_dir, capsys):
+    assert run_cli(["report", str(run_dir)]) in (None, 0)
     out = run_dir / "report"
     for name in ("widths.png", "importance.png", "metrics.png"):
         _check_png(out / name)
@@ -173,7 +167,7 @@ def test_bad_run_dir_is_a_clear_error(tmp_path, setup, message, capsys):
             (d / "report.json").write_text({"bad_json": "{oops", "not_ours": "{}"}.get(setup, '{"params_before": 1}'))
         if setup in ("bad_json", "not_ours"):
             (d / "plan.json").write_text("{}")
-    assert _run(["report", str(d)]) == 2
+    assert run_cli(["report", str(d)]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     with pytest.raises(LlmpruneError):
