@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from llmprune.cli.common import split_list, table, write_json
+from llmprune.cli.common import console, split_list, table, write_json
 from llmprune.errors import LlmpruneError
 from llmprune.eval.bench_table import bench_rows
 
@@ -49,8 +49,10 @@ def command(
         check_writable_parent(json_out)
     result = bench(model, baseline, cfg)
     columns = ["", model] + ([baseline, "model / baseline"] if baseline else [])
-    title = f"bench on {result['device_name']} ({result['threads']} threads, {result['config']['dtype']}, " + (
-        f"{repeats} repeats, {result['seconds']:.0f} s)"
-    )
+    threads = result["threads"]
+    title = f"bench: {result['device_name']}, {threads} thread{'s' * (threads != 1)}, {result['config']['dtype']}"
     table(title, columns, bench_rows(result))
+    console.print(
+        f"median of {repeats} runs, prompt {prompt_len} tokens, {new_tokens} new tokens; {result['seconds']:.0f} s"
+    )
     write_json(json_out, result)
