@@ -34,7 +34,7 @@ def _bench_section(bench: dict) -> str:
     headers = ["", m["model"]["spec"]] + ([m["baseline"]["spec"], "model / baseline"] if "baseline" in m else [])
     cfg = bench["config"]
     note = (
-        f"{bench.get('device_name', bench.get('device'))}, {bench.get('threads')} threads, {cfg['dtype']}, "
+        f"{bench.get('device_name', bench.get('device'))}, {bench.get('threads')} thread(s), {cfg['dtype']}, "
         f"prompt {cfg['prompt_len']} tokens, {cfg['new_tokens']} new tokens, median of {cfg['repeats']} runs."
     )
     return f"## Speed and size (bench.json)\n\n{note}\n\n" + markdown_table(headers, bench_rows(bench)) + "\n"
@@ -55,9 +55,14 @@ def render_markdown(run: RunArtifacts, figures: dict[str, str | None]) -> str:
             parts.append(f"\nPerplexity: windows of {first['seq_len']} tokens, {first.get('windows', '?')} windows.")
         if first.get("limit"):
             parts.append(f" Zero-shot: first {first['limit']} examples of each task.")
+        if "before" not in metrics:
+            parts.append(
+                " report.json has no `before` section (the recipe's `eval.before` was off), so there is no "
+                "dense-model column; run with `eval.before: true` for a before/after table."
+            )
         parts.append("\n")
         if figures.get("metrics"):
-            parts.append(f"\n![before / after metrics]({figures['metrics']})\n")
+            parts.append(f"\n![metrics]({figures['metrics']})\n")
     if run.bench:
         parts.append("\n" + _bench_section(run.bench))
     parts += ["\n## Per-layer widths\n\n"]

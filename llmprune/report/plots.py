@@ -20,6 +20,7 @@ from llmprune.report.tables import layer_widths  # noqa: E402
 
 ORIGINAL, KEPT, REMOVED = "#d0d0d0", "#2b6cb0", "#d9480f"
 SECTION_COLORS = {"before": "#8c8c8c", "after": "#2b6cb0", "recovered": "#2f9e44"}
+SECTION_TITLES = {"before": "dense model", "after": "after pruning", "recovered": "after recovery"}
 DPI = 120
 
 
@@ -145,7 +146,9 @@ def plot_importance(scores: dict[str, torch.Tensor], plan: PrunePlan, path: Path
         if removed_label is None:
             ax.legend(loc="best", fontsize=8, markerscale=2, frameon=True, framealpha=0.8)
         _layer_axis(ax, n)
-    fig.suptitle("Importance distribution per layer", fontsize=12, x=0.01, ha="left")
+    cfg = plan.meta.get("config") or {}
+    how = ", ".join(str(cfg[k]) for k in ("importance", "aggregate") if cfg.get(k))
+    fig.suptitle(f"Importance distribution per layer{f' ({how})' if how else ''}", fontsize=12, x=0.01, ha="left")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -221,7 +224,8 @@ def plot_metrics(metrics: dict[str, dict], path: Path) -> Path | None:
             ax.set_title(f"zero-shot {panel}", fontsize=9)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper right", ncol=len(labels), fontsize=8, frameon=False)
-    fig.suptitle("Before / after", fontsize=12, x=0.01, ha="left")
+    title = " vs ".join(SECTION_TITLES.get(s, s) for s in metrics)
+    fig.suptitle(title[0].upper() + title[1:], fontsize=12, x=0.01, ha="left")
     fig.tight_layout()
     return _save(fig, path)
 
