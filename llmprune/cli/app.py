@@ -23,6 +23,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("llmprune.cli.run_cmd", "run"),
     ("llmprune.cli.eval_cmd", "eval"),
     ("llmprune.cli.groups_cmd", "groups"),
+    ("llmprune.cli.bench_cmd", "bench"),
+    ("llmprune.cli.report_cmd", "report"),
 ]
 
 

@@ -21,6 +21,17 @@ def byte_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=t, eos_token=EOS, bos_token=EOS, pad_token=EOS)
 
 
+def run_cli(argv: list[str]) -> int | None:
+    """Run `llmprune ARGV` in-process; returns the exit code (None or 0 on success, 2 on a user error)."""
+    import pytest
+
+    from llmprune.cli.app import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    return e.value.code
+
+
 def write_jsonl(path: Path, rows: list) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
     return path

@@ -6,20 +6,13 @@ import json
 
 import pytest
 
-from llmprune.cli.app import main
 from llmprune.eval.evaluate import evaluate
 from llmprune.eval.harness import make_lm
 from llmprune.eval.tasks import load_task
 from llmprune.eval.zeroshot import evaluate_task
-from tests.eval.helpers import CHOICE_ROWS, write_jsonl
+from tests.eval.helpers import CHOICE_ROWS, run_cli, write_jsonl
 
 pytest.importorskip("lm_eval")
-
-
-def _run(argv) -> int:
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    return e.value.code
 
 
 @pytest.fixture
@@ -33,7 +26,7 @@ def model_dir(tmp_path, byte_model, byte_tok):
 def test_eval_tasks_json(tmp_path, model_dir, choice_task, context_task, byte_model, byte_tok):
     out = tmp_path / "res.json"
     argv = ["eval", str(model_dir), "--tasks", f"{choice_task},{context_task}", "--limit", "5", "--json", str(out)]
-    assert _run(argv) == 0
+    assert run_cli(argv) == 0
     res = json.loads(out.read_text())
     assert "ppl" not in res  # --tasks alone skips perplexity
     assert set(res) >= {"model", "params", "tasks", "mean_acc", "mean_acc_norm", "limit", "seconds"}
@@ -78,11 +71,35 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, model_dir, extra, mess
     bad = write_jsonl(tmp_path / "bad.jsonl", [CHOICE_ROWS[1], {**CHOICE_ROWS[1], "label": 5}])
     good = write_jsonl(tmp_path / "good.jsonl", CHOICE_ROWS)
     extra = [str(bad) if x == "BAD" else str(good) if x == "GOOD" else x for x in extra]
-    assert _run(["eval", str(model_dir), *extra]) == 2
+    assert run_cli(["eval", str(model_dir), *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
 
 def test_missing_model_folder_is_a_clear_error(tmp_path, choice_task, capsys):
-    assert _run(["eval", str(tmp_path / "no_model"), "--tasks", str(choice_task)]) == 2
+    assert run_cli(["eval", str(tmp_path / "no_model"), "--tasks", str(choice_task)]) == 2
     assert "model path not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_limit_on_smollm2(tmp_path, smollm2):
+    """`eval smollm2-135m --tasks ... --limit N` on the real model and the shared task files."""
+    from llmprune.eval.tasks import available_tasks
+
+    if not {"piqa", "arc_easy"} <= set(available_tasks()):
+        pytest.skip("shared task files not available ($LLMPRUNE_DATA_DIR/tasks)")
+    out = tmp_path / "zs.json"
+    assert run_cli(["eval", "smollm2-135m", "--tasks", "piqa,arc_easy", "--limit", "5", "--json", str(out)]) in (
+        None,
+        0,
+    )
+    res = json.loads(out.read_text())
+    assert res["params"] == 134_515_008 and res["limit"] == 5
+    assert {n: (t["n"], t["total"]) for n, t in res["tasks"].items()} == {"piqa": (5, 1838), "arc_easy": (5, 2376)}
+    for t in res["tasks"].values():
+        assert t["acc"] * 5 == pytest.approx(round(t["acc"] * 5)) and 0 <= t["acc_norm"] <= 1
+    # the CLI agrees with the library on the already-loaded model
+    model, tok = smollm2
+    lm = make_lm(model, tok, batch_size=4)
+    want = evaluate_task(lm, load_task("piqa", limit=5), progress=False)
+    assert (res["tasks"]["piqa"]["acc"], res["tasks"]["piqa"]["acc_norm"]) == (want.acc, want.acc_norm)
