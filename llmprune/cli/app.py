@@ -23,6 +23,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("llmprune.cli.run_cmd", "run"),
     ("llmprune.cli.eval_cmd", "eval"),
     ("llmprune.cli.groups_cmd", "groups"),
+    ("llmprune.cli.sparsify_cmd", "sparsify"),
 ]
 
 
