@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from llmprune.cli.common import print_json, table
+from llmprune.cli.common import console, print_json, table
 
 
 def command(
@@ -65,5 +65,6 @@ def command(
     shorts = [k for k in achieved["layers"][0] if k not in ("layer", "total")]
     rows = [[r["layer"], *(f"{r[s]:.3f}" for s in shorts), f"{r['total']:.4f}"] for r in achieved["layers"]]
     rows.append(["all", *("" for _ in shorts), f"{achieved['overall']:.4f}"])
-    title = f"{out}  {method} target {config.target:g}{' ' + pattern if pattern else ''}  ({report['seconds']:.1f} s)"
-    table(title, ["layer", *shorts, "total"], rows)
+    title = f"{method} sparsity {config.target:g}{' ' + pattern if pattern else ''} ({report['seconds']:.1f} s)"
+    table(title, ["layer", *(s.removesuffix("_proj") for s in shorts), "total"], rows)
+    console.print(f"wrote {out}")
