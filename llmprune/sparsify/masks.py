@@ -3,7 +3,7 @@
 - `row_mask`: in each output row, the `int(in_features * sparsity)` lowest scores (Wanda's comparison group);
 - `layer_mask`: the `int(numel * sparsity)` lowest scores of the whole matrix (per-layer magnitude);
 - `nm_mask`: in each group of M consecutive inputs of a row, all but the N highest scores.
-Ties are broken by position (stable sort), so the counts are exact.
+Ties are broken by position (as a stable sort would), so the counts are exact.
 """
 
 from __future__ import annotations
@@ -13,24 +13,25 @@ import torch
 from llmprune.errors import LlmpruneError
 
 
+def lowest_k(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """(rows, n) scores -> bool mask of the k lowest of each row; ties go to the lower index, as with a stable
+    sort. Uses `kthvalue` (linear time), several times faster than sorting on CPU."""
+    if k <= 0:
+        return torch.zeros_like(scores, dtype=torch.bool)
+    kth = torch.kthvalue(scores, k, dim=1, keepdim=True).values
+    below, tied = scores < kth, scores == kth
+    need = k - below.sum(dim=1, keepdim=True)
+    return below | (tied & (tied.cumsum(dim=1) <= need))
+
+
 def row_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
     """(out, in) scores -> bool mask zeroing the lowest `int(in * sparsity)` of every row."""
-    k = int(scores.shape[1] * sparsity)
-    mask = torch.zeros_like(scores, dtype=torch.bool)
-    if k > 0:
-        idx = torch.sort(scores, dim=1, stable=True).indices[:, :k]
-        mask.scatter_(1, idx, True)
-    return mask
+    return lowest_k(scores, int(scores.shape[1] * sparsity))
 
 
 def layer_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
     """Scores of any shape -> bool mask zeroing the lowest `int(numel * sparsity)` entries."""
-    k = int(scores.numel() * sparsity)
-    flat = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
-    if k > 0:
-        idx = torch.sort(scores.flatten(), stable=True).indices[:k]
-        flat[idx] = True
-    return flat.view_as(scores)
+    return lowest_k(scores.reshape(1, -1), int(scores.numel() * sparsity)).view_as(scores)
 
 
 def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:

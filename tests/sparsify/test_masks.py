@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from llmprune.errors import LlmpruneError
-from llmprune.sparsify.masks import layer_mask, nm_mask, row_mask, select_mask
+from llmprune.sparsify.masks import layer_mask, lowest_k, nm_mask, row_mask, select_mask
 from llmprune.sparsify.wanda import RowNorms, wanda_scores
 
 
@@ -86,3 +86,12 @@ def test_select_mask_dispatch():
     assert torch.equal(select_mask(s, 0.5, (2, 4), per_row=True), nm_mask(s, 2, 4))
     assert torch.equal(select_mask(s, 0.5, None, per_row=True), row_mask(s, 0.5))
     assert torch.equal(select_mask(s, 0.5, None, per_row=False), layer_mask(s, 0.5))
+
+
+def test_lowest_k_equals_a_stable_sort_with_many_ties():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 4, (6, 30), generator=g).float()  # heavy ties
+    for k in (0, 1, 7, 15, 29, 30):
+        expected = torch.zeros_like(scores, dtype=torch.bool)
+        expected.scatter_(1, torch.sort(scores, dim=1, stable=True).indices[:, :k], True)
+        assert torch.equal(lowest_k(scores, k), expected), k
