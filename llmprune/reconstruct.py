@@ -51,9 +51,11 @@ def collect_grams(
             grams[name].addmm_(x.T, x)
 
         handles.append(named[name].register_forward_hook(hook))
+    # the decoder alone: the statistics never need the LM head (a fifth of SmolLM2's forward FLOPs)
+    body = model.get_decoder() if hasattr(model, "get_decoder") else model
     try:
         for i in tqdm(range(0, batches.shape[0], micro_batch), desc="reconstruction stats", disable=not progress):
-            model(input_ids=batches[i : i + micro_batch].to(device), use_cache=False)
+            body(input_ids=batches[i : i + micro_batch].to(device), use_cache=False)
     finally:
         for h in handles:
             h.remove()

@@ -25,6 +25,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("llmprune.cli.groups_cmd", "groups"),
     ("llmprune.cli.bench_cmd", "bench"),
     ("llmprune.cli.report_cmd", "report"),
+    ("llmprune.cli.sparsify_cmd", "sparsify"),
 ]
 
 

@@ -1,0 +1,130 @@
+"""Wanda (Sun et al., 2023): prune by |W_ij| * ||X_j||_2, compared within each output row.
+
+Follows the reference implementation (locuslab/wanda `prune_wanda`):
+1. run the model on the calibration windows up to decoder layer 0 and keep that layer's inputs and
+   call keyword arguments (attention mask, position ids, rotary position embeddings);
+2. for each decoder layer in turn: run it on its inputs while forward pre-hooks on its Linear layers
+   accumulate the squared L2 norm of every input channel over all tokens (`RowNorms`, the reference's
+   `scaler_row`); prune every Linear of the layer with score |W| * sqrt(scaler_row); run the *pruned*
+   layer again to produce the inputs of the next layer.
+So layer i's statistics come from the outputs of the already-pruned layers 0..i-1.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from llmprune.sparsify.masks import apply_mask_, select_mask
+from llmprune.sparsify.targets import check_pattern_fits, decoder_layers, layer_linears, target_linears
+
+
+class _Captured(Exception):
+    """Raised by the layer-0 hook to stop the forward pass once the layer's inputs are stored."""
+
+
+class RowNorms:
+    """Running mean over samples of sum_tokens x_j^2 per input channel j (the reference's `scaler_row`)."""
+
+    def __init__(self, features: int, device: torch.device | None = None) -> None:
+        self.scaler_row = torch.zeros(features, dtype=torch.float32, device=device)
+        self.nsamples = 0
+
+    def add(self, x: torch.Tensor) -> None:
+        """Add a batch of inputs of shape (batch, tokens, features) or (tokens, features)."""
+        if x.dim() == 2:
+            x = x.unsqueeze(0)
+        batch = x.shape[0]
+        x = x.reshape(-1, x.shape[-1]).float()
+        self.scaler_row *= self.nsamples / (self.nsamples + batch)
+        self.nsamples += batch
+        self.scaler_row += x.pow(2).sum(dim=0) / self.nsamples
+
+
+def wanda_scores(weight: torch.Tensor, scaler_row: torch.Tensor) -> torch.Tensor:
+    """|W_ij| * ||X_j||_2: (out, in) weight and (in,) squared input norms -> (out, in) fp32 scores."""
+    return weight.detach().abs().float() * torch.sqrt(scaler_row.float()).reshape(1, -1)
+
+
+Inputs = list[tuple[torch.Tensor, dict]]
+
+
+@torch.no_grad()
+def capture_layer_inputs(model: nn.Module, batches: torch.Tensor, *, micro_batch: int = 8) -> Inputs:
+    """[(hidden states, call kwargs)] that decoder layer 0 receives, one entry per micro-batch of windows."""
+    device = next(model.parameters()).device
+    first = decoder_layers(model)[0]
+    captured: Inputs = []
+
+    def hook(_module, args, kwargs):
+        kwargs = dict(kwargs)
+        hidden = args[0] if args else kwargs.pop("hidden_states")
+        captured.append((hidden.detach(), kwargs))
+        raise _Captured
+
+    handle = first.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        for i in range(0, batches.shape[0], micro_batch):
+            try:
+                model(input_ids=batches[i : i + micro_batch].to(device), use_cache=False)
+            except _Captured:
+                pass
+    finally:
+        handle.remove()
+    return captured
+
+
+def _output(out) -> torch.Tensor:
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+@torch.no_grad()
+def layer_input_norms(layer: nn.Module, inputs: Inputs) -> dict[str, RowNorms]:
+    """Run `layer` on `inputs` and return the input statistics of each of its selected Linear layers."""
+    stats, handles = {}, []
+    for name, lin in layer_linears(layer).items():
+        stats[name] = RowNorms(lin.in_features, lin.weight.device)
+        handles.append(lin.register_forward_pre_hook(lambda _m, args, s=stats[name]: s.add(args[0].detach())))
+    try:
+        for hidden, kwargs in inputs:
+            layer(hidden, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    return stats
+
+
+@torch.no_grad()
+def wanda_(
+    model: nn.Module,
+    batches: torch.Tensor,
+    sparsity: float,
+    nm: tuple[int, int] | None = None,
+    *,
+    micro_batch: int = 8,
+    progress: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Prune the selected Linear layers of `model` in place with Wanda, layer by layer.
+
+    `batches` is a (samples, seq_len) LongTensor of calibration windows. Without `nm`, each output row
+    loses its `int(in_features * sparsity)` lowest scores; with `nm=(N, M)` each group of M consecutive
+    inputs of a row keeps its N highest scores. Returns {module name: scaler_row} (the statistics used).
+    """
+    if nm is not None:
+        check_pattern_fits(target_linears(model), nm[1])
+    was_training = model.training
+    model.eval()
+    inputs = capture_layer_inputs(model, batches, micro_batch=micro_batch)
+    used: dict[str, torch.Tensor] = {}
+    layers = decoder_layers(model)
+    for i, layer in enumerate(tqdm(layers, desc="wanda", unit="layer", disable=not progress)):
+        stats = layer_input_norms(layer, inputs)
+        for name, lin in layer_linears(layer).items():
+            scaler_row = stats[name].scaler_row
+            apply_mask_(lin.weight, select_mask(wanda_scores(lin.weight, scaler_row), sparsity, nm, per_row=True))
+            used[f"model.layers.{i}.{name}"] = scaler_row.cpu()
+        if i + 1 < len(layers):
+            inputs = [(_output(layer(hidden, **kwargs)), kwargs) for hidden, kwargs in inputs]
+    model.train(was_training)
+    return used
