@@ -44,7 +44,7 @@ class RecoveryConfig(BaseModel):
     teacher: str | None = Field(None, description="dense teacher model for distillation (hub id, folder, alias)")
     kd_temperature: float = Field(1.0, gt=0, description="distillation temperature")
     kd_weight: float = Field(0.5, ge=0, le=1, description="loss = (1 - w) * CE + w * T^2 * KL(teacher || student)")
-    kd_topk: int | None = Field(None, ge=1, description="distil only on the teacher's top-k logits per token")
+    kd_topk: int | None = Field(None, ge=1, description="distil on the teacher's top-k tokens (the rest as one bin)")
 
     @field_validator("targets")
     @classmethod

@@ -39,18 +39,24 @@ def kd_sum(
 ) -> torch.Tensor:
     """T^2 * sum over rows of KL(teacher_T || student_T), in fp32. Zero when the logits are equal.
 
-    With `topk`, the teacher distribution is renormalised over its k most likely tokens and compared
-    with the student's full-vocabulary probabilities at those tokens (a sparse, cheaper target).
+    With `topk`, only the teacher's k most likely tokens are compared one by one; the rest of the
+    vocabulary is one more bin (its total probability), so the loss is still a KL divergence (zero at
+    equality) and cheaper to store and send when teacher logits are cached.
     """
-    s = student.float() / temperature
-    t = teacher.float() / temperature
-    s_logp = F.log_softmax(s, dim=-1)
-    if topk is not None and topk < t.shape[-1]:
-        t, idx = t.topk(topk, dim=-1)
+    s_logp = F.log_softmax(student.float() / temperature, dim=-1)
+    t_logp = F.log_softmax(teacher.float() / temperature, dim=-1)
+    if topk is not None and topk < t_logp.shape[-1]:
+        t_logp, idx = t_logp.topk(topk, dim=-1)
         s_logp = s_logp.gather(-1, idx)
-    t_logp = F.log_softmax(t, dim=-1)
+        t_logp, s_logp = _with_rest(t_logp), _with_rest(s_logp)
     kl = (t_logp.exp() * (t_logp - s_logp)).sum()
     return kl * temperature**2
+
+
+def _with_rest(logp: torch.Tensor) -> torch.Tensor:
+    """Append log(1 - sum p) as the last bin of the top-k log-probabilities."""
+    rest = torch.log1p(-logp.exp().sum(-1, keepdim=True).clamp(max=1 - 1e-6))
+    return torch.cat([logp, rest], dim=-1)
 
 
 def loss_sums(

@@ -53,7 +53,11 @@ def words(rng: random.Random, n: int) -> str:
 def alpaca_file(tmp_path):
     rng = random.Random(0)
     records = [
-        {"instruction": words(rng, rng.randint(2, 8)), "input": words(rng, rng.randint(0, 4)), "output": words(rng, rng.randint(3, 30))}
+        {
+            "instruction": words(rng, rng.randint(2, 8)),
+            "input": words(rng, rng.randint(0, 4)),
+            "output": words(rng, rng.randint(3, 30)),
+        }
         for _ in range(48)
     ]
     path = tmp_path / "alpaca.json"

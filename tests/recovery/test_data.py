@@ -89,7 +89,7 @@ def test_plain_text_rows_are_full(text_file):
     ("content", "name", "message"),
     [
         (None, "missing.json", "training data not found"),
-        ("[{\"instruction\": 1,", "broken.json", "not valid JSON"),
+        ('[{"instruction": 1,', "broken.json", "not valid JSON"),
         ('[{"instruction": "a"}]', "nooutput.json", "lacks 'instruction' or 'output'"),
         ('{"instruction": "a", "output": "b"}', "object.json", "expected a JSON array"),
         ("", "empty.jsonl", "is empty"),
