@@ -75,15 +75,20 @@ def load_source(data: str) -> tuple[str, list[dict] | str]:
         file, tried = resolve_file(SOURCES["alpaca"].files["train"])
         if file is not None:
             return "alpaca", read_instructions(file)
-        from datasets import load_dataset
+        from llmprune.data.sources import _hub_offline
 
-        try:
-            return "alpaca", [dict(r) for r in load_dataset("yahma/alpaca-cleaned", split="train")]
-        except Exception as e:  # offline, missing dataset, ...
-            raise LlmpruneError(
-                f"no Alpaca data found (tried {'; '.join(tried)}; Hub: {type(e).__name__}). Set LLMPRUNE_DATA_DIR "
-                "to a folder with alpaca/alpaca_cleaned.json or pass --data PATH"
-            ) from e
+        hub_error = "HF_HUB_OFFLINE is set"
+        if not _hub_offline():
+            try:
+                from datasets import load_dataset
+
+                return "alpaca", [dict(r) for r in load_dataset("yahma/alpaca-cleaned", split="train")]
+            except Exception as e:  # no network, missing dataset, ...
+                hub_error = type(e).__name__
+        raise LlmpruneError(
+            f"no Alpaca data found (tried {'; '.join(tried)}; Hub: {hub_error}). Set LLMPRUNE_DATA_DIR "
+            "to a folder with alpaca/alpaca_cleaned.json or pass --data PATH"
+        )
     if data in SOURCES:
         return "text", load_text(data)
     path = Path(data).expanduser()

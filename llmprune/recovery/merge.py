@@ -48,6 +48,14 @@ def check_adapter(model: nn.Module, adapter_dir: str | Path, *, pruned_dir: str 
     absent = sorted(set(targets) - linear_names(model))
     if absent:
         raise LlmpruneError(f"adapter {adapter_dir} targets {', '.join(absent)}, which this model does not have")
+    if pruned_dir is not None and (Path(pruned_dir) / "llmprune.json").is_file():
+        from llmprune.surgery.io import read_manifest
+
+        merged = read_manifest(pruned_dir).get("extra", {}).get("merged_adapter")
+        if merged:
+            raise LlmpruneError(
+                f"{pruned_dir} already has an adapter merged in ({merged}); merge into the unrecovered pruned folder"
+            )
     trained_on = read_result(adapter_dir).get("base", {}).get("plan_sha256")
     here = plan_digest(pruned_dir) if pruned_dir is not None else None
     if trained_on and here and trained_on != here:
