@@ -2,10 +2,16 @@
 
 Everything lands in one output folder, written atomically: the pruned model (loadable by
 `llmprune.models.load_model`), plan.json, report.json and scores.safetensors (importance per group).
+With a `recovery:` section the saved model is the pruned model with the LoRA adapter merged in, the
+adapter itself is kept in `adapter/`, and the report gains `recovery` (training statistics) and
+`recovered` (the evaluation after merging).
 """
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,6 +51,7 @@ def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dic
 
     out = check_writable_parent(out)
     resolve_model_source(recipe.model)
+    recovery = _check_recovery(recipe)
     if recipe.eval:
         for name in recipe.eval.ppl:  # fail on missing data or bad task files before the expensive steps
             load_text(name)
@@ -69,9 +76,56 @@ def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dic
         console.print("[bold]evaluating the pruned model[/bold]")
         report["after"] = evaluate_model(model, tok, recipe.eval, progress=progress)
         report["ppl"] = report["after"].get("ppl", {})
-    report["total_seconds"] = round(time.perf_counter() - t0, 2)
-    with atomic_dir(out) as tmp:
-        save_pruned(model, result.plan, tmp, tokenizer=tok)
-        save_file({k: v.float().contiguous() for k, v in result.scores.items()}, str(tmp / "scores.safetensors"))
-        atomic_write_json(tmp / "report.json", report)
+    adapter = None
+    try:
+        if recovery is not None:
+            model, adapter = _recover_and_merge(model, tok, recovery, result.plan, out, report, recipe, progress)
+        report["total_seconds"] = round(time.perf_counter() - t0, 2)
+        with atomic_dir(out) as tmp:
+            extra = {"merged_adapter": "adapter"} if adapter is not None else None
+            save_pruned(model, result.plan, tmp, tokenizer=tok, extra=extra)
+            save_file({k: v.float().contiguous() for k, v in result.scores.items()}, str(tmp / "scores.safetensors"))
+            if adapter is not None:
+                shutil.copytree(adapter, tmp / "adapter")
+            atomic_write_json(tmp / "report.json", report)
+    finally:
+        if adapter is not None:
+            shutil.rmtree(adapter.parent, ignore_errors=True)
     return report
+
+
+def _check_recovery(recipe: Recipe):
+    """Validate the `recovery:` section and its data before any expensive step (None when absent)."""
+    if recipe.recovery is None:
+        return None
+    from llmprune.models.load import resolve_model_source
+    from llmprune.recovery.config import recovery_config
+    from llmprune.recovery.data import load_source
+
+    cfg = recovery_config(recipe.recovery)
+    load_source(cfg.data)
+    if cfg.teacher:
+        resolve_model_source(cfg.teacher)
+    return cfg
+
+
+def _recover_and_merge(model, tok, cfg, plan, out: Path, report: dict, recipe: Recipe, progress: bool):
+    """LoRA-train the pruned model in a scratch folder next to `out`, merge, evaluate; returns (model, adapter)."""
+    from llmprune.recovery import merge_lora, recover
+
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.recovery-", dir=out.parent))
+    adapter = work / "adapter"
+    try:
+        console.print(f"[bold]recovering[/bold] with LoRA r={cfg.lora_r} on {cfg.data}")
+        digest = hashlib.sha256((plan.to_json() + "\n").encode()).hexdigest()
+        stats = recover(model, tok, cfg, adapter, progress=progress, base_info={"plan_sha256": digest})
+        report["recovery"] = stats
+        model = merge_lora(model, adapter)
+        if recipe.eval:
+            console.print("[bold]evaluating the recovered model[/bold]")
+            report["recovered"] = evaluate_model(model, tok, recipe.eval, progress=progress)
+            report["ppl_recovered"] = report["recovered"].get("ppl", {})
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return model, adapter

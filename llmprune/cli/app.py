@@ -21,6 +21,8 @@ app = typer.Typer(
 COMMANDS: list[tuple[str, str]] = [
     ("llmprune.cli.prune_cmd", "prune"),
     ("llmprune.cli.run_cmd", "run"),
+    ("llmprune.cli.recover_cmd", "recover"),
+    ("llmprune.cli.merge_cmd", "merge"),
     ("llmprune.cli.eval_cmd", "eval"),
     ("llmprune.cli.groups_cmd", "groups"),
     ("llmprune.cli.bench_cmd", "bench"),

@@ -40,7 +40,8 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
 
 def print_summary(report: dict, out: Path) -> None:
-    """Human summary of a prune/run report: parameters and the before/after metrics."""
+    """Human summary of a prune/run report: parameters and the before/after(/recovered) metrics."""
+    rec = report.get("recovered")
     rows = [
         ["parameters", f"{report.get('params_before', 0):,}", f"{report.get('params_after', 0):,}"],
         ["removed", "", f"{report.get('ratio_removed', 0):.2%}"],
@@ -50,4 +51,11 @@ def print_summary(report: dict, out: Path) -> None:
         rows.append([f"ppl {name}", before.get("ppl", {}).get(name, ""), value])
     if "mean_acc" in after:
         rows.append(["mean acc", before.get("mean_acc", ""), after["mean_acc"]])
-    table(f"{out}  ({report.get('seconds', 0):.1f} s pruning)", ["", "before", "after"], rows)
+    columns = ["", "before", "after"]
+    if rec is not None:
+        columns.append("recovered")
+        for r in rows:
+            r.append(rec.get("ppl", {}).get(r[0][4:], "") if r[0].startswith("ppl ") else "")
+        if "mean_acc" in after:
+            rows[-1][-1] = rec.get("mean_acc", "")
+    table(f"{out}  ({report.get('seconds', 0):.1f} s pruning)", columns, rows)

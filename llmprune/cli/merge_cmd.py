@@ -1,0 +1,29 @@
+"""`llmprune merge PRUNED_DIR LORA_DIR --out MERGED_DIR`: fold a LoRA adapter into the pruned model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def command(
+    pruned_dir: Annotated[Path, typer.Argument(help="The pruned model folder the adapter was trained on.")],
+    lora_dir: Annotated[Path, typer.Argument(help="Adapter folder written by `llmprune recover`.")],
+    out: Annotated[Path, typer.Option(help="Output folder for the merged model (same format as pruned).")],
+    dtype: Annotated[str, typer.Option(help="Merge and save in float32 or bfloat16.")] = "float32",
+) -> None:
+    """Merge LORA_DIR into PRUNED_DIR and save a standalone model (loads without peft)."""
+    from llmprune.cli.common import console
+    from llmprune.fsutil import check_writable_parent
+    from llmprune.models import count_params, load_model
+    from llmprune.recovery import merge_lora, save_merged
+    from llmprune.surgery.io import read_manifest
+
+    read_manifest(pruned_dir)
+    check_writable_parent(out)
+    model, tok = load_model(str(pruned_dir), dtype=dtype, device="cpu")
+    merged = merge_lora(model, lora_dir, pruned_dir=pruned_dir)
+    path = save_merged(merged, pruned_dir, out, tokenizer=tok, extra={"merged_adapter": str(lora_dir.resolve())})
+    console.print(f"merged {lora_dir} into {pruned_dir}: {count_params(merged):,} parameters -> {path}")

@@ -1,0 +1,106 @@
+"""Atomic training checkpoints: trainable weights, optimizer, scheduler, RNG of every process, step.
+
+Layout of `OUT/checkpoint/`: `trainable.safetensors` (the LoRA tensors by parameter name),
+`optimizer.pt`, `scheduler.pt` (tensors/containers only, loaded with `weights_only=True`),
+`rng-<rank>.pt` and `state.json` (step, config fingerprint, running statistics). It is written into
+`OUT/.checkpoint.tmp` and renamed into place, so a kill at any moment leaves the previous complete
+checkpoint (as `checkpoint/` or, mid-rename, `.checkpoint.old/`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from llmprune.errors import LlmpruneError
+
+NAME = "checkpoint"
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(accelerator, out_dir: Path, model: nn.Module, optimizer, scheduler, state: dict) -> None:
+    """Collective: every process calls it (each saves its RNG); process 0 writes the rest and renames."""
+    from safetensors.torch import save_file
+
+    tmp, final, old = out_dir / f".{NAME}.tmp", out_dir / NAME, out_dir / f".{NAME}.old"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    torch.save(_rng_state(), tmp / f"rng-{accelerator.process_index}.pt")
+    if accelerator.is_main_process:
+        save_file(trainable_state(accelerator.unwrap_model(model)), str(tmp / "trainable.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        (tmp / "state.json").write_text(json.dumps(state, indent=1))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def find_checkpoint(out_dir: Path) -> Path | None:
+    for p in (out_dir / NAME, out_dir / f".{NAME}.old"):
+        if (p / "state.json").is_file():
+            return p
+    return None
+
+
+def load_checkpoint(accelerator, path: Path, model: nn.Module, optimizer, scheduler, fingerprint: dict) -> dict:
+    """Restore everything `save_checkpoint` wrote; returns its state dict. Refuses another config."""
+    from safetensors.torch import load_file
+
+    state = json.loads((path / "state.json").read_text())
+    if state.get("config") != fingerprint:
+        changed = sorted(k for k in fingerprint if state.get("config", {}).get(k) != fingerprint[k])
+        raise LlmpruneError(
+            f"{path} was written with different settings ({', '.join(changed)}); resume with the same options "
+            "or choose another --out"
+        )
+    if state.get("world_size") != accelerator.num_processes:
+        raise LlmpruneError(
+            f"{path} was written by {state.get('world_size')} processes, this run has {accelerator.num_processes}; "
+            "resume with the same number of processes"
+        )
+    rng_file = path / f"rng-{accelerator.process_index}.pt"
+    if not rng_file.is_file():
+        raise LlmpruneError(f"{path} lacks {rng_file.name}; the checkpoint is damaged, remove it to start again")
+    weights = load_file(str(path / "trainable.safetensors"))
+    params = dict(accelerator.unwrap_model(model).named_parameters())
+    if set(weights) != {n for n, p in params.items() if p.requires_grad}:
+        raise LlmpruneError(f"{path} holds other LoRA tensors than this model has; choose another --out")
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value)
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+    _set_rng_state(torch.load(rng_file, weights_only=True))
+    return state

@@ -1,0 +1,85 @@
+"""Validated settings of a LoRA recovery run. Defaults follow LLM-Pruner's `post_training.py`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from llmprune.errors import LlmpruneError
+
+LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class RecoveryConfig(BaseModel):
+    """LoRA fine-tuning of a pruned model (+ optional distillation from a teacher).
+
+    Batch sizes count *rows* of `cutoff` tokens: examples are packed into rows, so a row usually holds
+    several short Alpaca examples and no compute is spent on padding.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    data: str = Field("alpaca", description="alpaca, c4, wikitext2, or a file: Alpaca .json/.jsonl, .txt, text .jsonl")
+    steps: int | None = Field(None, ge=1, description="optimizer steps (overrides epochs)")
+    epochs: float = Field(2.0, gt=0, description="passes over the training rows when steps is not given")
+    batch_size: int = Field(64, ge=1, description="rows per optimizer step (all processes together)")
+    micro_batch_size: int = Field(4, ge=1, description="rows per forward/backward pass on one process")
+    lr: float = Field(1e-4, gt=0, description="peak learning rate (AdamW)")
+    max_grad_norm: float = Field(1.0, ge=0, description="clip the gradient norm (0: no clipping)")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    warmup_steps: int = Field(100, ge=0, description="linear warmup steps (capped at 10% of the run)")
+    lora_r: int = Field(8, ge=1, description="LoRA rank")
+    lora_alpha: float = Field(16, gt=0, description="LoRA alpha (scale = alpha / r)")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA input")
+    targets: list[str] = Field(default_factory=lambda: list(LLAMA_TARGETS), description="module names to adapt")
+    cutoff: int = Field(256, ge=8, description="tokens per row; longer examples are truncated")
+    train_on_inputs: bool = Field(True, description="false: no loss on the prompt, only on the response")
+    max_examples: int | None = Field(None, ge=1, description="use only the first N examples (after shuffling)")
+    val_size: int = Field(0, ge=0, description="examples held out for validation loss (0: none)")
+    eval_every: int = Field(0, ge=0, description="validation loss every N steps (0: only at the end)")
+    save_every: int = Field(100, ge=0, description="checkpoint every N steps (0: never)")
+    grad_checkpointing: bool = Field(False, description="recompute activations in backward (less memory)")
+    seed: int = Field(42, description="seed of data order, LoRA init and dropout")
+    dtype: str = Field("auto", description="base weights: auto (fp32 on CPU, bf16 on GPU), float32, bfloat16")
+    teacher: str | None = Field(None, description="dense teacher model for distillation (hub id, folder, alias)")
+    kd_temperature: float = Field(1.0, gt=0, description="distillation temperature")
+    kd_weight: float = Field(0.5, ge=0, le=1, description="loss = (1 - w) * CE + w * T^2 * KL(teacher || student)")
+    kd_topk: int | None = Field(None, ge=1, description="distil on the teacher's top-k tokens (the rest as one bin)")
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, v: list[str]) -> list[str]:
+        v = [t.strip() for t in v if t.strip()]
+        if not v:
+            raise ValueError("give at least one LoRA target module, e.g. q_proj,v_proj")
+        return v
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, v: str) -> str:
+        if v not in ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"):
+            raise ValueError(f"unknown dtype {v!r}; choose auto, float32 or bfloat16")
+        return v
+
+    @model_validator(mode="after")
+    def _batches(self) -> RecoveryConfig:
+        if self.batch_size % self.micro_batch_size:
+            raise ValueError(
+                f"batch_size {self.batch_size} is not a multiple of micro_batch_size {self.micro_batch_size}"
+            )
+        return self
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The fields that must not change between a run and its resume."""
+        return self.model_dump(exclude={"save_every", "eval_every", "steps", "epochs"})
+
+
+def recovery_config(data: dict[str, Any] | RecoveryConfig, *, source: str = "recovery") -> RecoveryConfig:
+    """Validate a dict into a RecoveryConfig; errors name each bad field (`recovery.lora_r: ...`)."""
+    if isinstance(data, RecoveryConfig):
+        return data
+    try:
+        return RecoveryConfig.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join([source, *map(str, err['loc'])])}: {err['msg']}" for err in e.errors())
+        raise LlmpruneError(f"invalid recovery settings: {problems}") from e

@@ -1,0 +1,285 @@
+"""The recovery loop: LoRA fine-tuning of a pruned model on packed rows, optionally distilling a teacher.
+
+`recover(model, tokenizer, cfg, out_dir)` trains, writes the adapter (`adapter_config.json`,
+`adapter_model.safetensors`, `recovery.json`) to `out_dir`, and leaves `model` as it found it (the
+LoRA branches are removed again; merge them with `llmprune.recovery.merge_lora`).
+
+- Multi-process through accelerate (`accelerate launch -m llmprune recover ...`): every process builds
+  the same packed rows; step s uses rows [s*B, (s+1)*B) of a per-epoch seeded permutation, split
+  evenly between processes. The loss is summed per token and divided by the target tokens of the whole
+  step, so the result does not depend on the number of processes or the micro-batch size.
+- bf16 autocast on GPU (fused AdamW), fp32 on CPU; gradient checkpointing on request.
+- Checkpoints every `save_every` steps (see checkpoint.py); `resume=True` continues from the last one
+  and reaches bit-identical adapter weights to an uninterrupted run (data order is a function of the
+  step, and the RNG of every process is restored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from llmprune.errors import LlmpruneError
+from llmprune.fsutil import atomic_write_json
+from llmprune.recovery.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from llmprune.recovery.config import RecoveryConfig, recovery_config
+from llmprune.recovery.data import Rows, build_datasets
+from llmprune.recovery.distill import Teacher, combine, loss_sums
+from llmprune.recovery.lora import ADAPTER_FILES, attach_lora
+
+RESULT = "recovery.json"
+
+
+class RowSchedule:
+    """Global row order: epoch e is a permutation seeded by (seed, e); step s takes B consecutive rows."""
+
+    def __init__(self, n_rows: int, batch_size: int, seed: int):
+        self.n, self.batch, self.seed = n_rows, batch_size, seed
+        self._perms: dict[int, torch.Tensor] = {}
+
+    def _perm(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._perms:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perms = {epoch: torch.randperm(self.n, generator=g)}
+        return self._perms[epoch]
+
+    def rows(self, step: int) -> torch.Tensor:
+        pos = torch.arange(step * self.batch, (step + 1) * self.batch)
+        return torch.stack([self._perm(int(p) // self.n)[int(p) % self.n] for p in pos])
+
+
+def total_steps(cfg: RecoveryConfig, n_rows: int) -> int:
+    return cfg.steps if cfg.steps is not None else max(1, math.ceil(cfg.epochs * n_rows / cfg.batch_size))
+
+
+def _split(cfg: RecoveryConfig, world: int) -> int:
+    """Micro-batches per process per step; checks the batch divides evenly."""
+    if cfg.batch_size % (cfg.micro_batch_size * world):
+        raise LlmpruneError(
+            f"--batch-size {cfg.batch_size} must be a multiple of --micro-batch-size {cfg.micro_batch_size} "
+            f"x {world} processes"
+        )
+    return cfg.batch_size // (cfg.micro_batch_size * world)
+
+
+def _batch(rows: Rows, idx: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, ...]:
+    return rows.input_ids[idx].to(device), rows.position_ids[idx].to(device), rows.labels[idx].to(device)
+
+
+def _forward(model, teacher: Teacher | None, rows: Rows, idx: torch.Tensor, cfg: RecoveryConfig, device):
+    ids, pos, labels = _batch(rows, idx, device)
+    logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits
+    t_logits = teacher.logits(ids, pos) if teacher is not None else None
+    return loss_sums(logits, labels, t_logits, temperature=cfg.kd_temperature, topk=cfg.kd_topk)
+
+
+@torch.no_grad()
+def validation_loss(model, rows: Rows, cfg: RecoveryConfig, accelerator) -> float:
+    """Token-mean cross-entropy on the validation rows (sharded over processes)."""
+    was_training = model.training
+    model.eval()
+    mine = torch.arange(accelerator.process_index, len(rows), accelerator.num_processes)
+    total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
+    for i in range(0, len(mine), cfg.micro_batch_size):
+        s = _forward(model, None, rows, mine[i : i + cfg.micro_batch_size], cfg, accelerator.device)
+        total += torch.tensor([s.ce.item(), s.tokens], dtype=torch.float64, device=accelerator.device)
+    total = accelerator.reduce(total, "sum")
+    model.train(was_training)
+    return float(total[0] / total[1].clamp(min=1))
+
+
+def _prepare_out(out_dir: Path, resume: bool, is_main: bool) -> Path | None:
+    from llmprune.fsutil import check_writable_parent
+
+    out_dir = check_writable_parent(out_dir)
+    ckpt = find_checkpoint(out_dir) if out_dir.is_dir() else None
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LlmpruneError(f"{out_dir} is a file; choose a folder for --out")
+    if not resume and out_dir.is_dir() and any(out_dir.iterdir()):
+        raise LlmpruneError(f"{out_dir} is not empty; pass --resume to continue its run, or choose another --out")
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    return ckpt
+
+
+def _write_adapter(peft_model, out_dir: Path, result: dict) -> None:
+    """Adapter files land through a temporary folder; recovery.json (written last) marks completion."""
+    tmp = out_dir / ".adapter.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    peft_model.save_pretrained(tmp)
+    for name in ADAPTER_FILES:
+        os.replace(tmp / name, out_dir / name)
+    shutil.rmtree(tmp, ignore_errors=True)
+    atomic_write_json(out_dir / RESULT, result)
+
+
+def recover(
+    model: nn.Module,
+    tokenizer,
+    cfg: RecoveryConfig | dict,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    teacher: nn.Module | None = None,
+    base_info: dict | None = None,
+    on_step: Callable[[int, dict], None] | None = None,
+) -> dict:
+    """LoRA-train `model` (a pruned model) per `cfg`; write the adapter to `out_dir`; return statistics.
+
+    `teacher` (a dense model) overrides `cfg.teacher`; `base_info` is stored in recovery.json (the merge
+    step checks it); `on_step(step, stats)` runs after every step and checkpoint (tests use it to stop).
+    Whatever happens, `model` gets its own modules, `requires_grad` flags and train/eval mode back.
+    """
+    from accelerate import Accelerator
+
+    cfg = recovery_config(cfg)
+    use_cuda = torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true")
+    accelerator = Accelerator(mixed_precision="bf16" if use_cuda else "no", cpu=not use_cuda)
+    out_dir = Path(out_dir).expanduser().resolve()
+    if resume and (out_dir / RESULT).is_file() and find_checkpoint(out_dir) is None:
+        if accelerator.is_main_process:
+            tqdm.write(f"{out_dir} holds a finished run; nothing to resume")
+        return read_result(out_dir)["stats"]
+    ckpt = _prepare_out(out_dir, resume, accelerator.is_main_process)
+    accum = _split(cfg, accelerator.num_processes)
+    train_rows, val_rows, data_info = build_datasets(tokenizer, cfg)
+    if teacher is None and cfg.teacher:
+        teacher = Teacher.load(cfg.teacher, model.config.vocab_size, dtype=cfg.dtype, device=accelerator.device)
+    elif teacher is not None:
+        teacher = Teacher(teacher.to(accelerator.device), model.config.vocab_size)
+
+    grad_flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    was_training = model.training
+    torch.manual_seed(cfg.seed)
+    peft_model = attach_lora(model.to(accelerator.device), cfg)
+    try:
+        if cfg.grad_checkpointing:
+            peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        run = _Run(accelerator, peft_model, cfg, train_rows, val_rows, teacher, accum, use_cuda)
+        stats = run.train(out_dir, ckpt if resume else None, progress=progress, on_step=on_step)
+        stats["data"] = data_info
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            result = {"config": cfg.model_dump(mode="json"), "stats": stats, "base": dict(base_info or {})}
+            _write_adapter(peft_model, out_dir, result)
+            shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
+        accelerator.wait_for_everyone()
+    finally:
+        if cfg.grad_checkpointing:
+            peft_model.gradient_checkpointing_disable()
+        peft_model.unload()  # removes the LoRA branches from `model` again
+        for n, p in model.named_parameters():
+            p.requires_grad_(grad_flags.get(n, True))
+        model.train(was_training)
+    return stats
+
+
+class _Run:
+    """One training run's state: the prepared model/optimizer/scheduler and the loop over steps."""
+
+    def __init__(self, accelerator, peft_model, cfg: RecoveryConfig, rows: Rows, val_rows, teacher, accum, fused):
+        from transformers import get_linear_schedule_with_warmup
+
+        self.acc, self.cfg, self.rows, self.val_rows, self.teacher, self.accum = (
+            accelerator,
+            cfg,
+            rows,
+            val_rows,
+            teacher,
+            accum,
+        )
+        self.steps = total_steps(cfg, len(rows))
+        self.params = [p for p in peft_model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+        self.scheduler = get_linear_schedule_with_warmup(optimizer, min(cfg.warmup_steps, self.steps // 10), self.steps)
+        self.model, self.optimizer = accelerator.prepare(peft_model, optimizer)
+        self.schedule = RowSchedule(len(rows), cfg.batch_size, cfg.seed)
+
+    def step(self, step: int) -> tuple[torch.Tensor, int]:
+        """One optimizer step; returns (global [loss, ce] per target token, real tokens in the step)."""
+        acc, cfg = self.acc, self.cfg
+        idx = self.schedule.rows(step)
+        n_targets = max(self.rows.targets(idx), 1)
+        per_process = cfg.batch_size // acc.num_processes
+        mine = idx[acc.process_index * per_process : (acc.process_index + 1) * per_process]
+        sums = torch.zeros(2, dtype=torch.float64, device=acc.device)
+        for m in range(self.accum):
+            micro = mine[m * cfg.micro_batch_size : (m + 1) * cfg.micro_batch_size]
+            last = m == self.accum - 1
+            with contextlib.nullcontext() if last else acc.no_sync(self.model):
+                s = _forward(self.model, self.teacher, self.rows, micro, cfg, acc.device)
+                loss = combine(s, cfg.kd_weight)
+                acc.backward(loss * (acc.num_processes / n_targets))
+            sums += torch.stack([loss.detach().double(), s.ce.detach().double()])
+        if cfg.max_grad_norm > 0:
+            acc.clip_grad_norm_(self.params, cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return acc.reduce(sums, "sum") / n_targets, int(self.rows.lengths[idx].sum())
+
+    def train(self, out_dir: Path, ckpt: Path | None, *, progress: bool, on_step) -> dict:
+        acc, cfg = self.acc, self.cfg
+        start, history, tokens_done = 0, [], 0
+        if ckpt is not None:
+            state = load_checkpoint(acc, ckpt, self.model, self.optimizer, self.scheduler, cfg.fingerprint())
+            start, history, tokens_done = state["step"], state["history"], state["tokens"]
+            if acc.is_main_process:
+                tqdm.write(f"resuming from {ckpt} at step {start}")
+        self.model.train()
+        val_history: list[tuple[int, float]] = []
+        bar = tqdm(
+            total=self.steps, initial=start, desc="recover", unit="step", disable=not (progress and acc.is_main_process)
+        )
+        t0, tokens_run = time.perf_counter(), 0
+        for step in range(start, self.steps):
+            sums, step_tokens = self.step(step)
+            tokens_done += step_tokens
+            tokens_run += step_tokens
+            history.append(round(float(sums[0]), 6))
+            done = step + 1
+            if self.val_rows is not None and cfg.eval_every and done % cfg.eval_every == 0 and done < self.steps:
+                val_history.append((done, validation_loss(self.model, self.val_rows, cfg, acc)))
+            tps = tokens_run / max(time.perf_counter() - t0, 1e-9)
+            bar.set_postfix(loss=f"{float(sums[0]):.4f}", ce=f"{float(sums[1]):.4f}", tok_s=f"{tps:,.0f}")
+            bar.update(1)
+            if cfg.save_every and done % cfg.save_every == 0 and done < self.steps:
+                state = {"step": done, "history": history, "tokens": tokens_done, "world_size": acc.num_processes}
+                save_checkpoint(
+                    acc, out_dir, self.model, self.optimizer, self.scheduler, {**state, "config": cfg.fingerprint()}
+                )
+            if on_step is not None:
+                on_step(done, {"loss": history[-1]})
+        bar.close()
+        seconds = time.perf_counter() - t0
+        return {
+            "steps": self.steps,
+            "start_step": start,
+            "world_size": acc.num_processes,
+            "tokens": tokens_done,
+            "seconds": round(seconds, 2),
+            "tokens_per_s": round(tokens_run / max(seconds, 1e-9), 1),
+            "loss_first": history[0] if history else None,
+            "loss_last": history[-1] if history else None,
+            "losses": history,
+            "val_loss": validation_loss(self.model, self.val_rows, cfg, acc) if self.val_rows is not None else None,
+            "val_history": val_history,
+            "distill": self.teacher is not None,
+        }
+
+
+def read_result(adapter_dir: str | Path) -> dict:
+    """recovery.json of a finished run ({} when absent: adapters from elsewhere merge too)."""
+    path = Path(adapter_dir) / RESULT
+    return json.loads(path.read_text()) if path.is_file() else {}
