@@ -48,3 +48,16 @@ def test_reconstruction_beats_plain_dropping(make_tiny):
     # o_proj: the removed heads' columns are zero too
     o = model.get_submodule("model.layers.1.self_attn.o_proj").weight
     assert torch.all(o[:, 0:8] == 0) and torch.all(o[:, 16:24] == 0)
+
+
+def test_kept_column_grams_give_the_same_refit(make_tiny):
+    model = make_tiny("llama", heads=4, kv_heads=2)
+    batches = torch.randint(0, 128, (8, 12), generator=torch.Generator().manual_seed(2))
+    name = "model.layers.2.mlp.down_proj"
+    keep = torch.rand(48, generator=torch.Generator().manual_seed(3)) < 0.6
+    full = collect_grams(model, batches, [name], progress=False)[name]
+    part = collect_grams(model, batches, [name], keep={name: keep}, progress=False)[name]
+    assert part.shape == (48, int(keep.sum()))
+    torch.testing.assert_close(part, full[:, keep], rtol=1e-5, atol=1e-4)
+    w = model.get_submodule(name).weight.detach()
+    torch.testing.assert_close(refit_columns(w, part, keep, 0.01), refit_columns(w, full, keep, 0.01))

@@ -11,6 +11,9 @@ from llmprune.importance import taylor
 from llmprune.importance.aggregate import AGGREGATORS, aggregate
 from llmprune.importance.collect import collect_gradients, collect_input_norms
 
+# calibration samples per backward pass for the batch gradient (element2 always goes one sample at a time)
+GRAD_MICRO_BATCH = 8
+
 METHODS = ("element1", "element2", "vector", "magnitude", "l2", "random", "activation")
 NEEDS_GRADIENTS = {"element1", "element2", "vector"}
 
@@ -46,7 +49,12 @@ def score_groups(
     norms: dict[str, torch.Tensor] = {}
     if method in NEEDS_GRADIENTS:
         grads, fishers = collect_gradients(
-            model, batches, {n: params[n] for n in names}, fisher=method == "element2", progress=progress
+            model,
+            batches,
+            {n: params[n] for n in names},
+            fisher=method == "element2",
+            micro_batch=GRAD_MICRO_BATCH,
+            progress=progress,
         )
     if method == "activation":
         linears = sorted({n.rsplit(".", 1)[0] for n in names if _is_linear_weight(model, n)})
