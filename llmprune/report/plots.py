@@ -200,7 +200,7 @@ def plot_metrics(metrics: dict[str, dict], path: Path) -> Path | None:
     n_labels = {"ppl": len(datasets), "acc": len(tasks) + (len(tasks) > 1), "acc_norm": len(tasks) + (len(tasks) > 1)}
     ratios = [max(2.6, 0.8 + 0.75 * n_labels[p] * max(1, len(metrics)) / 2) for p in panels]
     fig, axes = plt.subplots(
-        1, len(panels), figsize=(sum(ratios) + 0.6, 4.4), squeeze=False, gridspec_kw={"width_ratios": ratios}
+        1, len(panels), figsize=(max(sum(ratios) + 0.6, 5.0), 4.6), squeeze=False, gridspec_kw={"width_ratios": ratios}
     )
     for ax, panel in zip(axes[0], panels, strict=True):
         if panel == "ppl":
@@ -223,10 +223,10 @@ def plot_metrics(metrics: dict[str, dict], path: Path) -> Path | None:
             ax.set_ylim(0, 1.08)
             ax.set_title(f"zero-shot {panel}", fontsize=9)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", ncol=len(labels), fontsize=8, frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     title = " vs ".join(SECTION_TITLES.get(s, s) for s in metrics)
     fig.suptitle(title[0].upper() + title[1:], fontsize=12, x=0.01, ha="left")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))  # the legend sits below the panels, never over the title
     return _save(fig, path)
 
 
