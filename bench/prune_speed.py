@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import time
 
 import torch
@@ -126,7 +127,10 @@ def main() -> None:
     dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
     out = {"shape": args.shape, "device": args.device, "dtype": str(dtype)}
     out["llmprune"] = ours(build(args.shape, args.device, dtype), args)
-    if not args.skip_baseline:
+    mine = out["llmprune"]
+    print(f"llmprune: {mine['seconds']:.2f} s, peak {mine['peak_gib']:.2f} GiB", file=sys.stderr, flush=True)
+    if not args.skip_baseline:  # Torch-Pruning's MetaPruner can take many minutes on a CPU: printed last
+        print("torch-pruning baseline (MetaPruner, magnitude) ...", file=sys.stderr, flush=True)
         try:
             out["torch_pruning"] = torch_pruning_baseline(build(args.shape, args.device, dtype), args)
             out["speedup"] = out["torch_pruning"]["seconds"] / out["llmprune"]["seconds"]
