@@ -27,10 +27,11 @@ def _check_reload(model: nn.Module, folder: Path) -> None:
 
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
+    from llmprune.surgery.io import _logits, _probe_ids  # the same probe as pruned folders' reload check
+
     loaded = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True).to(device).eval()
-    ids = (torch.arange(16, device=device) % model.config.vocab_size).unsqueeze(0)
-    a = model(input_ids=ids, use_cache=False).logits.float()
-    b = loaded(input_ids=ids, use_cache=False).logits.float()
+    ids = _probe_ids(model.config.vocab_size, device)
+    a, b = _logits(model, ids), _logits(loaded, ids)
     if not torch.allclose(a, b, atol=1e-4, rtol=1e-4):
         raise LlmpruneError(
             f"the saved model does not reproduce the in-memory logits (max diff {(a - b).abs().max():.3g}); "
