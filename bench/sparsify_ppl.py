@@ -17,14 +17,16 @@ from llmprune.data import load_text
 from llmprune.eval.ppl import perplexity
 from llmprune.fsutil import atomic_write_json
 from llmprune.models import load_model
-from llmprune.sparsify import CalibConfig, SparsifyConfig, calibration_windows, sparsify_
+from llmprune.sparsify import SparsifyConfig, calibration_windows, sparsify_, wanda_calib
 
-ROWS: list[tuple[str, str, float | None, str | None]] = [  # (label, method, sparsity, pattern)
-    ("magnitude", "magnitude", 0.5, None),
-    ("wanda", "wanda", 0.5, None),
-    ("magnitude-2:4", "magnitude", None, "2:4"),
-    ("wanda-2:4", "wanda", None, "2:4"),
-    ("global-magnitude", "global-magnitude", 0.5, None),
+ROWS: list[tuple[str, str, float | None, str | None, bool]] = [  # (label, method, sparsity, pattern, sequential)
+    ("magnitude", "magnitude", 0.5, None, True),
+    ("wanda", "wanda", 0.5, None, True),
+    ("wanda-one-shot", "wanda", 0.5, None, False),
+    ("magnitude-2:4", "magnitude", None, "2:4", True),
+    ("wanda-2:4", "wanda", None, "2:4", True),
+    ("wanda-2:4-one-shot", "wanda", None, "2:4", False),
+    ("global-magnitude", "global-magnitude", 0.5, None, True),
 ]
 
 
@@ -41,7 +43,7 @@ def main() -> None:
     rows = [r for r in ROWS if not args.only or r[0] in args.only.split(",")]
     dense, tok = load_model(args.model)
     text = load_text("wikitext2")
-    calib = CalibConfig("c4", args.samples, args.seq_len, args.seed)
+    calib = wanda_calib(samples=args.samples, seq_len=args.seq_len, seed=args.seed)
     batches = calibration_windows(tok, calib) if any(r[1] == "wanda" for r in rows) else None
 
     def ppl_of(model) -> float:
@@ -51,9 +53,9 @@ def main() -> None:
     results = [{"label": "dense", "ppl": base, "ratio": 1.0, "sparsity": 0.0, "seconds": 0.0}]
     print(f"{'method':<18}{'sparsity':>9}{'seconds':>9}{'ppl@' + str(args.windows):>10}{'x dense':>9}")
     print(f"{'dense':<18}{0:>9.3f}{0:>9.1f}{base:>10.2f}{1:>9.2f}", flush=True)
-    for label, method, sparsity, pattern in rows:
+    for label, method, sparsity, pattern, sequential in rows:
         model = copy.deepcopy(dense)
-        cfg = SparsifyConfig(method, sparsity, pattern, calib=copy.deepcopy(calib))
+        cfg = SparsifyConfig(method, sparsity, pattern, calib=copy.deepcopy(calib), sequential=sequential)
         t = time.perf_counter()
         report = sparsify_(model, cfg, tok, batches=batches, progress=False)
         secs = time.perf_counter() - t

@@ -7,18 +7,18 @@ from typing import Annotated
 
 import typer
 
-from llmprune.cli.common import console, split_list, table, write_json
+from llmprune.cli.common import Device, Dtype, ModelArg, console, split_list, table, write_json
 from llmprune.errors import LlmpruneError
 from llmprune.eval.bench_table import bench_rows
 
 
 def command(
-    model: Annotated[str, typer.Argument(help="Hub id, local folder, .gguf file, llmprune folder or smollm2-135m.")],
+    model: ModelArg,
     baseline: Annotated[
         str | None, typer.Option(help="A second model measured in the same run (interleaved); prints ratios.")
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
-    dtype: Annotated[str, typer.Option(help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16.")] = "auto",
+    device: Device = "cpu",
+    dtype: Dtype = "auto",
     prompt_len: Annotated[int, typer.Option(help="Prompt tokens (random ids, same for both models).")] = 128,
     new_tokens: Annotated[int, typer.Option(help="Tokens generated per run (greedy, never stops early).")] = 32,
     batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,16",

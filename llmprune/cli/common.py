@@ -1,17 +1,29 @@
-"""Helpers shared by CLI commands: list parsing, JSON output, tables."""
+"""Helpers shared by CLI commands: option types, list parsing, JSON output, tables."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
 from llmprune.fsutil import atomic_write_json
 
 console = Console(stderr=True)
+
+# Arguments and options that several commands take (same name, same meaning, same help).
+ModelArg = Annotated[str, typer.Argument(help="Hub id, local folder, .gguf file, llmprune folder or smollm2-135m.")]
+Dtype = Annotated[str, typer.Option(help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16.")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")]
+CalibSource = Annotated[
+    str, typer.Option("--calib", help="Calibration source: c4, wikitext2 (valid), alpaca, or a file.")
+]
+CalibSamples = Annotated[int, typer.Option("--samples", help="Calibration windows.")]
+CalibSeqLen = Annotated[int, typer.Option("--seq-len", help="Tokens per calibration window.")]
+CalibSeed = Annotated[int, typer.Option("--seed", help="Seed of the calibration window sampling.")]
 
 
 def split_list(value: str | None) -> list[str]:

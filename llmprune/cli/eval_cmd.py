@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from llmprune.cli.common import split_list, table, write_json
+from llmprune.cli.common import Device, Dtype, ModelArg, split_list, table, write_json
 from llmprune.errors import LlmpruneError
 
 
 def command(
-    model: Annotated[str, typer.Argument(help="Hub id, local folder, .gguf file, llmprune folder or smollm2-135m.")],
+    model: ModelArg,
     ppl: Annotated[
         str | None,
         typer.Option(
@@ -33,8 +33,8 @@ def command(
     max_windows: Annotated[int | None, typer.Option(help="Score only the first N windows.")] = None,
     batch_size: Annotated[int, typer.Option(help="Windows / zero-shot requests per forward pass.")] = 4,
     split: Annotated[str, typer.Option(help="Dataset split to score.")] = "test",
-    dtype: Annotated[str, typer.Option(help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16.")] = "auto",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    dtype: Dtype = "auto",
+    device: Device = "auto",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON to this file.")] = None,
 ) -> None:
     """Evaluate MODEL: perplexity on WikiText-2 / PTB and zero-shot multiple-choice accuracy (lm-eval)."""

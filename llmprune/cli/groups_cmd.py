@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from llmprune.cli.common import console, split_list, table, write_json
+from llmprune.cli.common import ModelArg, console, split_list, table, write_json
 
 
 def command(
-    model: Annotated[str, typer.Argument(help="Hub id, local folder, .gguf file, llmprune folder or smollm2-135m.")],
+    model: ModelArg,
     layers: Annotated[
         str | None, typer.Option(help="Inclusive, 0-based layer range A-B (e.g. 4-29); default: every layer.")
     ] = None,

@@ -7,11 +7,20 @@ from typing import Annotated
 
 import typer
 
-from llmprune.cli.common import print_summary
+from llmprune.cli.common import (
+    CalibSamples,
+    CalibSeed,
+    CalibSeqLen,
+    CalibSource,
+    Device,
+    Dtype,
+    ModelArg,
+    print_summary,
+)
 
 
 def command(
-    model: Annotated[str, typer.Argument(help="Hub id, local folder, .gguf file or smollm2-135m.")],
+    model: ModelArg,
     out: Annotated[Path, typer.Option(help="Output folder for the pruned model, plan.json and report.json.")],
     ratio: Annotated[float, typer.Option(help="Fraction of all parameters to remove, in (0, 1).")] = 0.2,
     scope: Annotated[str, typer.Option(help="block (heads + MLP), channel (hidden size) or layer.")] = "block",
@@ -21,12 +30,10 @@ def command(
     aggregate: Annotated[str, typer.Option(help="Group aggregation: sum, mean, max, prod, last.")] = "sum",
     layers: Annotated[str | None, typer.Option(help="Inclusive layer range A-B to prune (default: all).")] = None,
     ranking: Annotated[str, typer.Option(help="global (across layers) or layer (same fraction per layer).")] = "global",
-    calib: Annotated[
-        str, typer.Option(help="Calibration source: wikitext2 (valid split), c4, alpaca, or a file.")
-    ] = "wikitext2",
-    samples: Annotated[int, typer.Option(help="Calibration windows.")] = 10,
-    seq_len: Annotated[int, typer.Option(help="Tokens per calibration window.")] = 64,
-    seed: Annotated[int, typer.Option(help="Seed of the calibration sampling.")] = 0,
+    calib: CalibSource = "wikitext2",
+    samples: CalibSamples = 10,
+    seq_len: CalibSeqLen = 64,
+    seed: CalibSeed = 0,
     round_to: Annotated[int, typer.Option(help="Round kept widths to a multiple of this.")] = 1,
     uniform: Annotated[bool, typer.Option(help="Same shape in every layer (stock transformers can load it).")] = False,
     reconstruct: Annotated[
@@ -34,8 +41,8 @@ def command(
     ] = True,
     reconstruct_samples: Annotated[int, typer.Option(help="Windows (of 128 tokens) for reconstruction.")] = 64,
     no_heads: Annotated[bool, typer.Option("--no-heads", help="Block scope: keep every attention head.")] = False,
-    dtype: Annotated[str, typer.Option(help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16.")] = "auto",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
+    dtype: Dtype = "auto",
+    device: Device = "auto",
 ) -> None:
     """Prune MODEL structurally and save a smaller dense model to --out."""
     from llmprune.jobs import run_recipe

@@ -12,11 +12,22 @@ from typing import Annotated
 
 import typer
 
-from llmprune.cli.common import console, print_json, table
+from llmprune.cli.common import (
+    CalibSamples,
+    CalibSeed,
+    CalibSeqLen,
+    CalibSource,
+    Device,
+    Dtype,
+    ModelArg,
+    console,
+    print_json,
+    table,
+)
 
 
 def command(
-    model: Annotated[str, typer.Argument(help="Hub id, local folder, .gguf file, llmprune folder or smollm2-135m.")],
+    model: ModelArg,
     out: Annotated[Path, typer.Option(help="Output folder: the sparse model (HF format) and report.json.")],
     method: Annotated[str, typer.Option(help="magnitude (per layer), wanda (per row) or global-magnitude.")] = "wanda",
     sparsity: Annotated[
@@ -25,14 +36,20 @@ def command(
     pattern: Annotated[
         str | None, typer.Option(help="N:M semi-structured sparsity: keep N of every M inputs (2:4, 4:8).")
     ] = None,
-    calib: Annotated[
-        str, typer.Option(help="Wanda calibration source: c4, wikitext2 (valid), alpaca, or a file.")
-    ] = "c4",
-    samples: Annotated[int, typer.Option(help="Wanda: calibration windows.")] = 128,
-    seq_len: Annotated[int, typer.Option(help="Wanda: tokens per calibration window.")] = 2048,
-    seed: Annotated[int, typer.Option(help="Wanda: seed of the calibration sampling.")] = 0,
-    dtype: Annotated[str, typer.Option(help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16.")] = "auto",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
+    calib: CalibSource = "c4",
+    samples: CalibSamples = 128,
+    seq_len: CalibSeqLen = 2048,
+    seed: CalibSeed = 0,
+    sequential: Annotated[
+        bool,
+        typer.Option(
+            "--sequential/--one-shot",
+            help="Wanda: statistics of each layer from the already-pruned layers before it (locuslab/wanda), "
+            "or from the dense model in one forward pass (half the compute).",
+        ),
+    ] = True,
+    dtype: Dtype = "auto",
+    device: Device = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
 ) -> None:
     """Zero weights of MODEL's decoder Linear layers (magnitude, Wanda or torch.nn.utils.prune) and save it."""
@@ -41,7 +58,7 @@ def command(
     from llmprune.fsutil import check_writable_parent
     from llmprune.models import load_model
     from llmprune.models.load import resolve_model_source
-    from llmprune.sparsify import CalibConfig, SparsifyConfig, save_sparse, sparsify_
+    from llmprune.sparsify import SparsifyConfig, save_sparse, sparsify_, wanda_calib
 
     if sparsity is None and not pattern:
         sparsity = 0.5
@@ -49,7 +66,8 @@ def command(
         method=method,
         sparsity=sparsity,
         pattern=pattern,
-        calib=CalibConfig(source=calib, samples=samples, seq_len=seq_len, seed=seed),
+        calib=wanda_calib(source=calib, samples=samples, seq_len=seq_len, seed=seed),
+        sequential=sequential,
     )
     check_writable_parent(out)
     resolve_model_source(model)  # a bad MODEL fails before anything is loaded

@@ -9,7 +9,7 @@ Only the decoder's q/k/v/o/gate/up/down Linear layers are sparsified; shapes sta
 
 from llmprune.sparsify.apply import sparsify_
 from llmprune.sparsify.calib import calibration_windows
-from llmprune.sparsify.config import METHODS, CalibConfig, SparsifyConfig, parse_pattern
+from llmprune.sparsify.config import METHODS, CalibConfig, SparsifyConfig, parse_pattern, wanda_calib
 from llmprune.sparsify.io import save_sparse
 from llmprune.sparsify.magnitude import magnitude_
 from llmprune.sparsify.masks import layer_mask, nm_mask, row_mask
@@ -33,5 +33,6 @@ __all__ = [
     "sparsify_",
     "sparsity_report",
     "wanda_",
+    "wanda_calib",
     "wanda_scores",
 ]

@@ -45,7 +45,7 @@ def sparsify_(
                 raise LlmpruneError("wanda needs calibration data: pass a tokenizer (or batches) to sparsify_")
             batches = calibration_windows(tokenizer, config.calib)
         calib_seconds = time.perf_counter() - t0
-        wanda_(model, batches, config.target, config.nm, progress=progress)
+        wanda_(model, batches, config.target, config.nm, sequential=config.sequential, progress=progress)
     elif config.method == "magnitude":
         magnitude_(model, config.target, config.nm, progress=progress)
     else:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
+from llmprune.config import CalibConfig
 from llmprune.data.calib import calibration_batches
 from llmprune.data.sources import SOURCES, load_text, resolve_file
 from llmprune.errors import LlmpruneError
-from llmprune.sparsify.config import CalibConfig
 
 
 def read_documents(source: str) -> list[str] | None:
@@ -75,7 +75,6 @@ def document_windows(tokenizer, docs: list[str], *, samples: int, seq_len: int, 
 
 def calibration_windows(tokenizer, calib: CalibConfig) -> torch.Tensor:
     """The (samples, seq_len) LongTensor of calibration token windows that `calib` describes."""
-    calib.validate()
     docs = read_documents(calib.source)
     if docs is None:
         return calibration_batches(

@@ -9,12 +9,17 @@
   weights of an output row at most N are non-zero (the N largest scores are kept, M - N are zeroed).
   The sparsity is then implied, 1 - N/M (2:4 and 4:8 zero half of the weights); passing a different
   `sparsity` with a pattern is an error. Every selected layer's input width must be a multiple of M.
+- `sequential` (Wanda): statistics of layer i from the already-pruned layers 0..i-1 (locuslab/wanda's
+  loop), or, when False, from the dense model in a single forward pass.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from pydantic import ValidationError
+
+from llmprune.config import CalibConfig
 from llmprune.errors import LlmpruneError
 
 METHODS: tuple[str, ...] = ("magnitude", "wanda", "global-magnitude")
@@ -39,20 +44,19 @@ def parse_pattern(pattern: str | None) -> tuple[int, int] | None:
     return n, m
 
 
-@dataclass
-class CalibConfig:
-    """Calibration windows for Wanda: `samples` windows of `seq_len` tokens from `source`, seeded."""
+WANDA_CALIB: dict = {"source": "c4", "samples": 128, "seq_len": 2048, "seed": 0}  # the Wanda paper's setting
 
-    source: str = "c4"
-    samples: int = 128
-    seq_len: int = 2048
-    seed: int = 0
 
-    def validate(self) -> None:
-        if self.samples < 1:
-            raise LlmpruneError(f"--samples must be >= 1 (got {self.samples})")
-        if self.seq_len < 2:
-            raise LlmpruneError(f"--seq-len must be >= 2 (got {self.seq_len})")
+def wanda_calib(**overrides) -> CalibConfig:
+    """The calibration windows Wanda uses (`llmprune.config.CalibConfig` with Wanda's defaults: 128 x 2048
+    tokens of C4, seed 0), with `overrides`; a bad value raises LlmpruneError naming the option."""
+    try:
+        return CalibConfig(**(WANDA_CALIB | overrides))
+    except ValidationError as e:
+        problems = "; ".join(
+            f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']} (got {err['input']!r})" for err in e.errors()
+        )
+        raise LlmpruneError(f"invalid calibration settings: {problems}") from e
 
 
 @dataclass
@@ -62,7 +66,8 @@ class SparsifyConfig:
     method: str = "wanda"
     sparsity: float | None = 0.5
     pattern: str | None = None
-    calib: CalibConfig = field(default_factory=CalibConfig)
+    calib: CalibConfig = field(default_factory=wanda_calib)
+    sequential: bool = True
 
     def __post_init__(self) -> None:
         self.validate()
@@ -98,12 +103,12 @@ class SparsifyConfig:
                     "N of every M weights); use --method magnitude or wanda with --pattern"
                 )
             self.sparsity = implied
-        if self.method in NEEDS_CALIBRATION:
-            self.calib.validate()
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d["calib"] = self.calib.model_dump()
         d["target_sparsity"] = self.target
         if self.method not in NEEDS_CALIBRATION:
             d.pop("calib")
+            d.pop("sequential")
         return d

@@ -9,7 +9,7 @@ import torch
 
 from llmprune.errors import LlmpruneError
 from llmprune.sparsify.calib import calibration_windows, document_windows, read_documents
-from llmprune.sparsify.config import CalibConfig
+from llmprune.sparsify.config import wanda_calib
 
 from ..conftest import word_tokenizer
 
@@ -50,10 +50,10 @@ def test_jsonl_file_source_and_plain_text_fallback(tmp_path, tiny_text_data):
     path = tmp_path / "docs.jsonl"
     path.write_text("".join(json.dumps({"text": d}) + "\n" for d in _docs()))
     assert read_documents(str(path)) == _docs()
-    w = calibration_windows(word_tokenizer(), CalibConfig(source=str(path), samples=3, seq_len=16))
+    w = calibration_windows(word_tokenizer(), wanda_calib(source=str(path), samples=3, seq_len=16))
     assert w.shape == (3, 16)
     assert read_documents("wikitext2") is None  # plain text: windows of the concatenated valid split
-    assert calibration_windows(word_tokenizer(), CalibConfig(source="wikitext2", samples=4, seq_len=32)).shape == (
+    assert calibration_windows(word_tokenizer(), wanda_calib(source="wikitext2", samples=4, seq_len=32)).shape == (
         4,
         32,
     )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from llmprune.config import CalibConfig
 from llmprune.errors import LlmpruneError
-from llmprune.sparsify.config import CalibConfig, SparsifyConfig, parse_pattern
+from llmprune.sparsify.config import SparsifyConfig, parse_pattern, wanda_calib
 
 
 @pytest.mark.parametrize("sparsity", [-0.1, 1.0, 1.5])
@@ -42,9 +43,20 @@ def test_unknown_method_and_missing_sparsity():
         SparsifyConfig("global-magnitude", None, "2:4")
 
 
-def test_calibration_settings_checked_for_wanda_only():
-    with pytest.raises(LlmpruneError, match="--samples must be >= 1"):
-        SparsifyConfig("wanda", 0.5, calib=CalibConfig(samples=0))
-    with pytest.raises(LlmpruneError, match="--seq-len must be >= 2"):
-        SparsifyConfig("wanda", 0.5, calib=CalibConfig(seq_len=1))
-    assert "calib" not in SparsifyConfig("magnitude", 0.5, calib=CalibConfig(samples=0)).to_dict()
+def test_calibration_settings_are_the_shared_config_with_wanda_defaults():
+    with pytest.raises(LlmpruneError, match="--samples: .*greater than or equal to 1"):
+        wanda_calib(samples=0)
+    with pytest.raises(LlmpruneError, match="--seq-len: .*greater than or equal to 2"):
+        wanda_calib(seq_len=1)
+    calib = SparsifyConfig("wanda", 0.5).calib
+    assert isinstance(calib, CalibConfig)  # the same class as the structured pruner's calibration settings
+    assert (calib.source, calib.samples, calib.seq_len, calib.seed) == ("c4", 128, 2048, 0)
+    assert SparsifyConfig("wanda", 0.5).to_dict()["calib"] == {
+        "source": "c4",
+        "samples": 128,
+        "seq_len": 2048,
+        "seed": 0,
+    }
+    assert "calib" not in SparsifyConfig("magnitude", 0.5).to_dict()
+    assert "sequential" not in SparsifyConfig("magnitude", 0.5).to_dict()
+    assert SparsifyConfig("wanda", 0.5, sequential=False).to_dict()["sequential"] is False

@@ -80,7 +80,7 @@ def test_cli_pattern_json(tmp_path, tiny_dir, capsys):
         (["--pattern", "4:2"], "need 0 < N < M"),
         (["--pattern", "2:4", "--sparsity", "0.3"], "implies sparsity 0.5"),
         (["--method", "sparsegpt"], "unknown --method"),
-        (["--method", "wanda", "--samples", "0"], "--samples must be >= 1"),
+        (["--method", "wanda", "--samples", "0"], "--samples: Input should be greater than or equal to 1 (got 0)"),
     ],
 )
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, tiny_dir, capsys, extra, message):

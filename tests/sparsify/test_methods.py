@@ -13,7 +13,7 @@ from torch.nn.utils import prune
 from llmprune.errors import LlmpruneError
 from llmprune.sparsify import SparsifyConfig, global_magnitude_, magnitude_, sparsify_, wanda_
 from llmprune.sparsify.targets import target_linears
-from llmprune.sparsify.wanda import RowNorms
+from llmprune.sparsify.wanda import RowNorms, wanda_scores
 
 
 def _batches(n=6, seq=16, seed=0):
@@ -118,6 +118,36 @@ def test_wanda_statistics_come_from_the_pruned_previous_layers(make_tiny):
         if i > 0:  # after a pruned layer the statistics are not the dense model's
             assert not torch.allclose(got, dense_stats[i], rtol=1e-3), i
     assert torch.allclose(used["model.layers.0.self_attn.q_proj"], dense_stats[0], rtol=1e-4, atol=1e-6)
+
+
+def test_wanda_one_shot_uses_the_dense_model_statistics(make_tiny):
+    """--one-shot: every layer's norms come from one forward pass of the dense model, and each row loses
+    exactly the weights with the lowest |W| * ||X|| under those norms."""
+    model = make_tiny("qwen2")
+    dense = copy.deepcopy(model)
+    batches = _batches()
+    used = wanda_(model, batches, 0.5, sequential=False, progress=False)
+    stats, handles = {}, []
+    for name, lin in target_linears(dense).items():
+        stats[name] = RowNorms(lin.in_features)
+        handles.append(lin.register_forward_pre_hook(lambda _m, a, s=stats[name]: s.add(a[0])))
+    with torch.no_grad():
+        dense(input_ids=batches, use_cache=False)
+    for h in handles:
+        h.remove()
+    assert set(used) == set(stats)
+    for name, lin in target_linears(model).items():
+        assert torch.allclose(used[name], stats[name].scaler_row, rtol=1e-4, atol=1e-6), name
+        w = dense.get_submodule(name).weight
+        k = int(w.shape[1] * 0.5)
+        expect = torch.zeros_like(w, dtype=torch.bool).scatter_(
+            1, torch.sort(wanda_scores(w, used[name]), dim=1, stable=True).indices[:, :k], True
+        )
+        assert torch.equal(lin.weight == 0, expect), name
+    seq = copy.deepcopy(dense)
+    wanda_(seq, batches, 0.5, progress=False)  # the sequential mode picks differently after layer 0
+    pairs = zip(target_linears(seq).values(), target_linears(model).values(), strict=True)
+    assert not all(torch.equal(a.weight, b.weight) for a, b in pairs)
 
 
 def test_wanda_micro_batches_do_not_change_the_result(make_tiny):
