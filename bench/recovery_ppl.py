@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--kd-weight", type=float, default=0.5)
     ap.add_argument("--kd-temperature", type=float, default=1.0)
     ap.add_argument("--kd-topk", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=42, help="seed of data order, LoRA init and dropout")
     ap.add_argument("--windows", type=int, default=256)
     ap.add_argument("--baseline", action="store_true", help="also measure the unrecovered model")
     args = ap.parse_args()
@@ -63,6 +64,7 @@ def main() -> None:
         "kd_weight": args.kd_weight,
         "kd_temperature": args.kd_temperature,
         "kd_topk": args.kd_topk,
+        "seed": args.seed,
     }
     t = time.perf_counter()
     stats = recover(model, tok, cfg, args.out)
