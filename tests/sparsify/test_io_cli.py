@@ -47,13 +47,15 @@ def calib_file(tmp_path):
     return path
 
 
-def test_cli_wanda_writes_a_loadable_folder_and_report(tmp_path, tiny_dir, calib_file, capsys):
+@pytest.mark.parametrize("mode", ["--sequential", "--one-shot"])
+def test_cli_wanda_writes_a_loadable_folder_and_report(tmp_path, tiny_dir, calib_file, capsys, mode):
     model_dir, out = tiny_dir("llama"), tmp_path / "wanda"
-    argv = ["sparsify", str(model_dir), "--method", "wanda", "--sparsity", "0.5", "--calib", str(calib_file)]
+    argv = ["sparsify", str(model_dir), "--method", "wanda", "--sparsity", "0.5", "--calib", str(calib_file), mode]
     assert _run([*argv, "--samples", "4", "--seq-len", "16", "--out", str(out)]) == 0
     assert "down" in capsys.readouterr().out  # the per-layer table
     report = json.loads((out / "report.json").read_text())
     assert report["method"] == "wanda" and report["config"]["calib"]["samples"] == 4
+    assert report["config"]["sequential"] is (mode == "--sequential")
     assert report["achieved"]["overall"] == pytest.approx(0.5) and report["seconds"] >= 0
     model, _ = load_model(str(out), dtype="float32", device="cpu")
     for lin in target_linears(model).values():
