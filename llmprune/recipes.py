@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmprune.config import PruneConfig
-from llmprune.errors import LlmpruneError
+from llmprune.errors import LlmpruneError, describe_validation
 
 RECIPE_VERSION = 1
 
@@ -81,8 +81,7 @@ def recipe_from_dict(data: dict, *, source: str = "recipe") -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
-        raise LlmpruneError(f"{source}: invalid recipe: {problems}") from e
+        raise LlmpruneError(f"{source}: invalid recipe: {describe_validation(e.errors())}") from e
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from llmprune.errors import LlmpruneError
+from llmprune.errors import LlmpruneError, describe_validation
 
 LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -81,5 +81,5 @@ def recovery_config(data: dict[str, Any] | RecoveryConfig, *, source: str = "rec
     try:
         return RecoveryConfig.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join([source, *map(str, err['loc'])])}: {err['msg']}" for err in e.errors())
+        problems = describe_validation(e.errors(), lambda loc: ".".join(map(str, (source, *loc))))
         raise LlmpruneError(f"invalid recovery settings: {problems}") from e

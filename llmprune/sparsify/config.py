@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pydantic import ValidationError
 
 from llmprune.config import CalibConfig
-from llmprune.errors import LlmpruneError
+from llmprune.errors import LlmpruneError, describe_validation
 
 METHODS: tuple[str, ...] = ("magnitude", "wanda", "global-magnitude")
 NEEDS_CALIBRATION: tuple[str, ...] = ("wanda",)
@@ -53,9 +53,7 @@ def wanda_calib(**overrides) -> CalibConfig:
     try:
         return CalibConfig(**(WANDA_CALIB | overrides))
     except ValidationError as e:
-        problems = "; ".join(
-            f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']} (got {err['input']!r})" for err in e.errors()
-        )
+        problems = describe_validation(e.errors(), lambda loc: "--" + str(loc[0]).replace("_", "-"), show_input=True)
         raise LlmpruneError(f"invalid calibration settings: {problems}") from e
 
 

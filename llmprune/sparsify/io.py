@@ -15,38 +15,29 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from llmprune.errors import LlmpruneError
 from llmprune.fsutil import atomic_dir
+from llmprune.surgery.io import probe_ids, probe_logits, verify_reload
 
 REPORT = "report.json"
 
 
-@torch.no_grad()
-def _check_reload(model: nn.Module, folder: Path) -> None:
+def _load_plain(folder: Path, dtype: torch.dtype, device: torch.device) -> nn.Module:
     from transformers import AutoModelForCausalLM
 
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    from llmprune.surgery.io import _logits, _probe_ids  # the same probe as pruned folders' reload check
-
-    loaded = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True).to(device).eval()
-    ids = _probe_ids(model.config.vocab_size, device)
-    a, b = _logits(model, ids), _logits(loaded, ids)
-    if not torch.allclose(a, b, atol=1e-4, rtol=1e-4):
-        raise LlmpruneError(
-            f"the saved model does not reproduce the in-memory logits (max diff {(a - b).abs().max():.3g}); "
-            "nothing was written. Report this as a bug"
-        )
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, use_safetensors=True).to(device)
 
 
 def save_sparse(model: nn.Module, tokenizer, out: str | Path, report: dict, *, verify: bool = True) -> Path:
     """Write model (+ tokenizer) and `report` into folder `out` atomically; returns the folder."""
     out = Path(out).expanduser()
+    param = next(model.parameters())
+    ids = probe_ids(model.config.vocab_size, param.device)
+    ref = probe_logits(model, ids) if verify else None
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        if verify:
-            _check_reload(model, tmp)
+        if ref is not None:
+            verify_reload(lambda: _load_plain(tmp, param.dtype, param.device), ref, ids, param.dtype)
     return out.resolve()

@@ -25,6 +25,7 @@ cannot be loaded back is never written.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +99,14 @@ def build_manifest(model: nn.Module, plan: PrunePlan, extra: dict | None = None)
     }
 
 
-def _probe_ids(vocab: int, device: torch.device) -> torch.Tensor:
+def probe_ids(vocab: int, device: torch.device) -> torch.Tensor:
+    """The fixed (1, 24) token ids every written folder is checked with after loading it back."""
     return ((torch.arange(24, dtype=torch.long) * 7919 + 13) % vocab).unsqueeze(0).to(device)
 
 
 @torch.no_grad()
-def _logits(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+def probe_logits(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """fp32 logits of `model` on `ids` in eval mode (the training flag is restored)."""
     training = model.training
     model.eval()
     try:
@@ -129,8 +132,8 @@ def save_pruned(
     """
     manifest = build_manifest(model, plan, extra)
     param = next(model.parameters())
-    ids = _probe_ids(model.config.vocab_size, param.device)
-    ref = _logits(model, ids) if verify else None
+    ids = probe_ids(model.config.vocab_size, param.device)
+    ref = probe_logits(model, ids) if verify else None
     try:
         with atomic_dir(out_dir) as tmp:
             model.save_pretrained(tmp)
@@ -141,18 +144,20 @@ def save_pruned(
             if tokenizer is not None:
                 tokenizer.save_pretrained(tmp)
             if ref is not None:
-                _verify(tmp, ref, ids, param.dtype, param.device, getattr(model.config, "_attn_implementation", None))
+                attn = getattr(model.config, "_attn_implementation", None)
+                load = lambda: load_pruned(tmp, dtype=param.dtype, attn=attn, device=param.device)  # noqa: E731
+                verify_reload(load, ref, ids, param.dtype)
     except OSError as e:  # unwritable or full disk: atomic_dir has removed its temporary folder
         raise LlmpruneError(f"cannot write {out_dir}: {e}; choose another output path") from e
     return Path(out_dir).expanduser().resolve()
 
 
-def _verify(
-    folder: Path, ref: torch.Tensor, ids: torch.Tensor, dtype: torch.dtype, device: torch.device, attn: str | None
-) -> None:
+def verify_reload(load: Callable[[], nn.Module], ref: torch.Tensor, ids: torch.Tensor, dtype: torch.dtype) -> None:
+    """Load a just-written folder with `load()`; its `probe_logits` on `ids` must equal `ref` (the in-memory
+    model's) to 1e-4 relative in fp32, 2e-2 in half precision. Else LlmpruneError: the caller writes nothing."""
     try:
-        reloaded = load_pruned(folder, dtype=dtype, attn=attn, device=device)
-        got = _logits(reloaded, ids)
+        reloaded = load()
+        got = probe_logits(reloaded, ids)
     except Exception as e:  # any failure to load back means the folder must not be written
         raise LlmpruneError(
             f"the written folder does not load back ({type(e).__name__}: {e}); nothing was written"
@@ -163,7 +168,7 @@ def _verify(
     if not err <= tol * max(1.0, ref.abs().max().item()):
         raise LlmpruneError(
             f"the written folder loads back with different logits (max |diff| {err:.3g}); nothing was written. "
-            "This is a bug in llmprune: please report it with the plan"
+            "This is a bug in llmprune: please report it"
         )
 
 
