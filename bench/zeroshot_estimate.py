@@ -4,7 +4,7 @@
     python bench/zeroshot_estimate.py --model runs/s20 --tasks boolq,piqa --limit 50 --json est.json
 
 For each task, `--limit` examples spread evenly through the file are scored exactly as `llmprune eval
---tasks` scores them (lm-eval's HFLM on the model in memory), after one warm-up example. The full-set
+--tasks [--scorer S]` scores them (lm-eval's tokens, the model in memory), after one warm-up example. The full-set
 time is extrapolated two ways: seconds per example x examples, and seconds per token x the tokens of
 all the task's (context, continuation) requests; the token-based figure accounts for long and short
 examples and is the estimate. Prints a table and, with --json, writes the figures.
@@ -38,6 +38,7 @@ def main() -> None:
     p.add_argument("--tasks", default="boolq,piqa,hellaswag,arc_easy")
     p.add_argument("--limit", type=int, default=20, help="examples timed per task")
     p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--scorer", default="shared-prefix", help="shared-prefix or lm-eval (as llmprune eval --scorer)")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", default=None, help="write the figures to this file")
@@ -53,12 +54,12 @@ def main() -> None:
     tasks = load_tasks([t.strip() for t in args.tasks.split(",") if t.strip()])
     model, tok = load_model(args.model, dtype=args.dtype, device=args.device)
     lm = make_lm(model, tok, batch_size=args.batch_size)
-    evaluate_task(lm, spread(tasks[0], 1), progress=False)  # warm-up: lazy imports, kernels
+    evaluate_task(lm, spread(tasks[0], 1), progress=False, scorer=args.scorer)  # warm-up: lazy imports, kernels
     rows, total_est, total_naive = [], 0.0, 0.0
     for task in tasks:
         sub = spread(task, args.limit)
         t0 = time.perf_counter()
-        res = evaluate_task(lm, sub, progress=False)
+        res = evaluate_task(lm, sub, progress=False, scorer=args.scorer, batch_size=args.batch_size)
         secs = time.perf_counter() - t0
         sub_tokens, all_tokens = _tokens(tok, sub), _tokens(tok, task)
         naive = secs / len(sub.examples) * task.total
@@ -79,7 +80,9 @@ def main() -> None:
                 "subset_acc": res.acc,
             }
         )
-    table = Table(title=f"{args.model}: zero-shot full-set time estimate ({torch.get_num_threads()} threads)")
+    table = Table(
+        title=f"{args.model}: zero-shot full-set time estimate ({args.scorer}, {torch.get_num_threads()} threads)"
+    )
     for c in ("task", "examples", "timed", "s", "s/example", "est. by examples", "estimate (by tokens)"):
         table.add_column(c)
     for r in rows:
@@ -97,7 +100,13 @@ def main() -> None:
     if args.json:
         from llmprune.fsutil import atomic_write_json
 
-        out = {"model": args.model, "threads": torch.get_num_threads(), "tasks": rows, "estimate_s": total_est}
+        out = {
+            "model": args.model,
+            "scorer": args.scorer,
+            "threads": torch.get_num_threads(),
+            "tasks": rows,
+            "estimate_s": total_est,
+        }
         atomic_write_json(args.json, out)
 
 

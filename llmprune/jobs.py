@@ -36,6 +36,7 @@ def evaluate_model(model, tokenizer, cfg: EvalConfig, *, progress: bool = True) 
         tasks=tuple(cfg.tasks),
         limit=cfg.limit,
         batch_size=cfg.batch_size,
+        scorer=cfg.scorer,
     )
 
 

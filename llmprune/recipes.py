@@ -7,7 +7,7 @@ Unknown keys and bad values raise an error naming the field. `--set a.b=value` o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,6 +28,9 @@ class EvalConfig(BaseModel):
     batch_size: int = Field(8, ge=1, description="windows per forward pass")
     tasks: list[str] = Field(default_factory=list, description="zero-shot tasks (boolq, piqa, ...)")
     limit: int | None = Field(None, ge=1, description="examples per task (null: all)")
+    scorer: Literal["shared-prefix", "lm-eval"] = Field(
+        "shared-prefix", description="zero-shot scorer (as llmprune eval --scorer)"
+    )
     before: bool = Field(True, description="also evaluate the dense model, for a before/after table")
 
 

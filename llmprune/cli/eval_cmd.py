@@ -31,8 +31,27 @@ def command(
     limit: Annotated[int | None, typer.Option(help="Zero-shot: score only the first N examples of each task.")] = None,
     seq_len: Annotated[int, typer.Option(help="Window length in tokens (non-overlapping windows).")] = 128,
     max_windows: Annotated[int | None, typer.Option(help="Score only the first N windows.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Windows / zero-shot requests per forward pass.")] = 4,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            help="Windows / zero-shot sequences (packed examples, or requests with --scorer lm-eval) per forward pass."
+        ),
+    ] = 4,
+    scorer: Annotated[
+        str,
+        typer.Option(
+            help="Zero-shot scorer: shared-prefix (each context once, choices packed behind it; lm-eval's "
+            "tokens and numbers) or lm-eval (HFLM's own per-request loop)."
+        ),
+    ] = "shared-prefix",
     split: Annotated[str, typer.Option(help="Dataset split to score.")] = "test",
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Zero-shot: keep every scored example in this JSON Lines file; rerun the same command to "
+            "resume an interrupted run (only the missing examples are scored)."
+        ),
+    ] = None,
     dtype: Dtype = "auto",
     device: Device = "auto",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON to this file.")] = None,
@@ -54,6 +73,13 @@ def command(
         raise LlmpruneError(f"--seq-len must be > 1 (got {seq_len})")
     if batch_size < 1:
         raise LlmpruneError(f"--batch-size must be >= 1 (got {batch_size})")
+    from llmprune.eval.zeroshot import check_scorer
+
+    check_scorer(scorer)
+    if cache is not None:
+        from llmprune.eval.cache import check_cache_file
+
+        check_cache_file(cache)
     if json_out is not None:
         from llmprune.fsutil import check_writable_parent
 
@@ -75,6 +101,8 @@ def command(
             tasks=loaded,
             limit=limit,
             batch_size=batch_size,
+            scorer=scorer,
+            cache=cache,
             split=split,
         )
     )

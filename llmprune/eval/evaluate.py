@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from llmprune.errors import LlmpruneError
 from llmprune.eval.tasks import Task
@@ -19,6 +20,8 @@ def evaluate(
     tasks: Sequence[str | Task] = (),
     limit: int | None = None,
     batch_size: int = 4,
+    scorer: str = "shared-prefix",
+    cache: str | Path | None = None,
     split: str = "test",
     progress: bool = True,
 ) -> dict:
@@ -60,7 +63,9 @@ def evaluate(
         result["seq_len"] = seq_len
         result["windows"] = windows
     if loaded:
-        zs = zeroshot(model, tokenizer, loaded, limit=limit, batch_size=batch_size, progress=progress)
+        zs = zeroshot(
+            model, tokenizer, loaded, limit=limit, batch_size=batch_size, scorer=scorer, cache=cache, progress=progress
+        )
         zs.pop("seconds")
         result.update(zs)
     result["seconds"] = round(time.perf_counter() - t0, 2)

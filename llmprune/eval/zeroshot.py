@@ -1,7 +1,13 @@
 """Zero-shot multiple-choice accuracy with lm-evaluation-harness conventions.
 
-lm-eval (through `HFLM`, on the model in memory) computes the log-likelihood of every
-(context, continuation) request; the picks follow lm-eval's `ConfigurableTask.process_results`:
+Every (context, continuation) request is tokenized by lm-eval (`HFLM`, on the model in memory) and its
+log-likelihood computed by one of two scorers:
+
+- `shared-prefix` (default): each example's context runs once, its choices packed behind it
+  (`llmprune.eval.shared_prefix`); same numbers as lm-eval up to float rounding, about half the tokens;
+- `lm-eval`: HFLM's own `loglikelihood` loop, one sequence per request.
+
+The picks follow lm-eval's `ConfigurableTask.process_results`:
 
 - `acc`: the choice with the highest summed log-likelihood;
 - `acc_norm`: the highest log-likelihood divided by the choice's length in characters, as lm-eval's
@@ -16,9 +22,14 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llmprune.errors import LlmpruneError
 from llmprune.eval.tasks import Example, Task, load_task
+
+if TYPE_CHECKING:
+    from llmprune.eval.cache import ResultCache
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,7 @@ class TaskResult:
     seconds: float
     picks: tuple[int, ...]  # acc pick per example
     picks_norm: tuple[int, ...]  # acc_norm pick per example
+    cached: int = 0  # examples whose log-likelihoods came from a --cache file
 
     def to_dict(self) -> dict:
         return {
@@ -38,6 +50,7 @@ class TaskResult:
             "acc_norm": self.acc_norm,
             "n": self.n,
             "total": self.total,
+            "cached": self.cached,
             "seconds": round(self.seconds, 2),
         }
 
@@ -72,22 +85,82 @@ def score_examples(examples: Sequence[Example], lls: Sequence[Sequence[float]]) 
     return acc, acc_norm, picks, picks_norm
 
 
-def task_loglikelihoods(lm, task: Task, *, progress: bool = True) -> list[list[float]]:
-    """Per-example, per-choice log-likelihoods of `task`, computed by lm-eval in one batched call."""
+SCORERS = ("shared-prefix", "lm-eval")
+
+
+def check_scorer(scorer: str) -> str:
+    if scorer not in SCORERS:
+        raise LlmpruneError(f"unknown scorer {scorer!r}; use one of: {', '.join(SCORERS)}")
+    return scorer
+
+
+CHUNK = 128  # examples scored (and cached) together when a --cache file is used
+
+
+def _score(lm, examples: Sequence[Example], *, scorer: str, batch_size: int, progress: bool) -> list[list[float]]:
     from llmprune.eval.harness import loglikelihoods
 
-    flat = [r for ex in task.examples for r in ex.requests]
+    if scorer == "shared-prefix":
+        from llmprune.eval.shared_prefix import shared_prefix_loglikelihoods
+
+        return shared_prefix_loglikelihoods(
+            lm, [ex.requests for ex in examples], batch_size=batch_size, progress=progress
+        )
+    flat = [r for ex in examples for r in ex.requests]
     out = loglikelihoods(lm, flat, progress=progress)
     lls, i = [], 0
-    for ex in task.examples:
+    for ex in examples:
         lls.append(out[i : i + len(ex.requests)])
         i += len(ex.requests)
     return lls
 
 
-def evaluate_task(lm, task: Task, *, progress: bool = True) -> TaskResult:
+def task_loglikelihoods(
+    lm,
+    task: Task,
+    *,
+    progress: bool = True,
+    scorer: str = "shared-prefix",
+    batch_size: int = 8,
+    cache: ResultCache | None = None,
+) -> list[list[float]]:
+    """Per-example, per-choice log-likelihoods of `task` (lm-eval's tokens; see the module docstring).
+
+    With a `cache`, examples it holds are not scored again, and the others are scored in file order,
+    `CHUNK` at a time, each chunk appended to the cache as soon as it is done.
+    """
+    check_scorer(scorer)
+    if cache is None:
+        return _score(lm, task.examples, scorer=scorer, batch_size=batch_size, progress=progress)
+    from tqdm.auto import tqdm
+
+    lls = [cache.get(task.name, ex) for ex in task.examples]
+    todo = [i for i, ll in enumerate(lls) if ll is None]
+    bar = tqdm(total=len(lls), initial=len(lls) - len(todo), desc=task.name, unit="ex", disable=not progress)
+    for start in range(0, len(todo), CHUNK):
+        idx = todo[start : start + CHUNK]
+        chunk = [task.examples[i] for i in idx]
+        out = _score(lm, chunk, scorer=scorer, batch_size=batch_size, progress=False)
+        cache.put(task.name, chunk, out)
+        for i, ll in zip(idx, out, strict=True):
+            lls[i] = ll
+        bar.update(len(idx))
+    bar.close()
+    return lls
+
+
+def evaluate_task(
+    lm,
+    task: Task,
+    *,
+    progress: bool = True,
+    scorer: str = "shared-prefix",
+    batch_size: int = 8,
+    cache: ResultCache | None = None,
+) -> TaskResult:
     t0 = time.perf_counter()
-    lls = task_loglikelihoods(lm, task, progress=progress)
+    cached = sum(cache.get(task.name, ex) is not None for ex in task.examples) if cache else 0
+    lls = task_loglikelihoods(lm, task, progress=progress, scorer=scorer, batch_size=batch_size, cache=cache)
     acc, acc_norm, picks, picks_norm = score_examples(task.examples, lls)
     return TaskResult(
         task.name,
@@ -98,6 +171,7 @@ def evaluate_task(lm, task: Task, *, progress: bool = True) -> TaskResult:
         time.perf_counter() - t0,
         tuple(picks),
         tuple(picks_norm),
+        cached,
     )
 
 
@@ -124,27 +198,41 @@ def zeroshot(
     *,
     limit: int | None = None,
     batch_size: int = 4,
+    scorer: str = "shared-prefix",
+    cache: str | Path | None = None,
     progress: bool = True,
 ) -> dict:
     """Zero-shot accuracy of `model` on `tasks` (names, paths or loaded `Task`s).
 
-    Returns `{"tasks": {name: {acc, acc_norm, n, total, seconds}}, "mean_acc", "mean_acc_norm",
-    "limit", "seconds"}`.
+    `batch_size`: sequences per forward pass (packed examples for `shared-prefix`, requests for `lm-eval`).
+    `cache`: a JSON Lines file that keeps every scored example, so an interrupted run resumes
+    (`llmprune.eval.cache`).
+
+    Returns `{"tasks": {name: {acc, acc_norm, n, total, cached, seconds}}, "mean_acc", "mean_acc_norm",
+    "limit", "scorer", "seconds"}`.
 
     >>> zeroshot(model, tok, ["boolq", "piqa"], limit=100)["mean_acc"]  # doctest: +SKIP
     """
     from llmprune.eval.harness import make_lm
 
     t0 = time.perf_counter()
+    check_scorer(scorer)
     loaded = ensure_tasks(tasks, limit=limit)
     if not loaded:
         raise LlmpruneError("no zero-shot tasks given; pass e.g. --tasks boolq,piqa,hellaswag,arc_easy")
     lm = make_lm(model, tokenizer, batch_size=batch_size)
+    store = None
+    if cache is not None:
+        from llmprune.eval.cache import ResultCache, model_fingerprint
+
+        store = ResultCache(Path(cache), model_fingerprint(model, tokenizer))
     results = {}
     for task in loaded:
         if progress:
             print(f"zero-shot {task.name}: {len(task.examples)} examples", file=sys.stderr, flush=True)
-        results[task.name] = evaluate_task(lm, task, progress=progress).to_dict()
+        results[task.name] = evaluate_task(
+            lm, task, progress=progress, scorer=scorer, batch_size=batch_size, cache=store
+        ).to_dict()
     accs = [r["acc"] for r in results.values()]
     norms = [r["acc_norm"] for r in results.values()]
     return {
@@ -152,5 +240,6 @@ def zeroshot(
         "mean_acc": sum(accs) / len(accs),
         "mean_acc_norm": sum(norms) / len(norms),
         "limit": limit,
+        "scorer": scorer,
         "seconds": round(time.perf_counter() - t0, 2),
     }

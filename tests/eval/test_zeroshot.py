@@ -54,7 +54,7 @@ def test_evaluate_task_maps_results_back_to_examples(choice_task):
         for j, req in enumerate(ex.requests):
             table[req] = -1.0 if (j == ex.label) != (ex.id == "b") else -50.0
     lm = FakeLM(table)
-    r = evaluate_task(lm, task, progress=False)
+    r = evaluate_task(lm, task, progress=False, scorer="lm-eval")
     assert lm.seen == [req for ex in task.examples for req in ex.requests]
     assert r.acc == 5 / 6 and r.n == 6 and r.total == 6
     assert r.picks == (0, 1, 1, 3, 1, 0)
@@ -74,15 +74,17 @@ def test_lm_eval_loglikelihood_is_the_summed_continuation_logprob(byte_model, by
         assert math.isclose(value, want, rel_tol=1e-5, abs_tol=1e-4)
 
 
+@pytest.mark.parametrize("scorer", ["shared-prefix", "lm-eval"])
 @pytest.mark.parametrize(("fixture", "family"), [("choice_task", "llama"), ("context_task", "qwen2")])
-def test_same_picks_and_accuracy_as_lm_eval(request, fixture, family, byte_model, byte_tok):
+def test_same_picks_and_accuracy_as_lm_eval(request, fixture, family, scorer, byte_model, byte_tok):
     """Our requests + picks equal lm-eval's own task pipeline (ConfigurableTask + simple_evaluate)."""
     task = load_task(str(request.getfixturevalue(fixture)))
     lm = make_lm(byte_model(family, seed=3), byte_tok, batch_size=3)
-    ours = evaluate_task(lm, task, progress=False)
+    ours = evaluate_task(lm, task, progress=False, scorer=scorer, batch_size=3)
     ref = reference_evaluate(lm, task)
     assert len(ref["loglikelihoods"]) == len(task.examples)
-    for a, b in zip(task_loglikelihoods(lm, task, progress=False), ref["loglikelihoods"], strict=True):
+    mine = task_loglikelihoods(lm, task, progress=False, scorer=scorer)
+    for a, b in zip(mine, ref["loglikelihoods"], strict=True):
         assert a == pytest.approx(b, rel=1e-6, abs=1e-5)
     assert [float(p == ex.label) for p, ex in zip(ours.picks, task.examples, strict=True)] == ref["per_example_acc"]
     assert [float(p == ex.label) for p, ex in zip(ours.picks_norm, task.examples, strict=True)] == ref[

@@ -53,7 +53,7 @@ def test_evaluate_combines_ppl_and_tasks(tmp_path, byte_model, byte_tok, choice_
         limit=2,
         progress=False,
     )
-    assert set(res) == {"ppl", "seq_len", "windows", "tasks", "mean_acc", "mean_acc_norm", "limit", "seconds"}
+    assert set(res) == {"ppl", "seq_len", "windows", "tasks", "mean_acc", "mean_acc_norm", "limit", "scorer", "seconds"}
     assert res["windows"] == 3 and res["tasks"]["toy_choices"]["n"] == 2
 
 
@@ -65,6 +65,7 @@ def test_evaluate_combines_ppl_and_tasks(tmp_path, byte_model, byte_tok, choice_
         (["--tasks", "BAD"], ":2: 'label' 5 out of range 0..1"),
         (["--ppl", "none"], "nothing to evaluate"),
         (["--tasks", "GOOD", "--limit", "0"], "--limit must be >= 1"),
+        (["--tasks", "GOOD", "--scorer", "fast"], "unknown scorer 'fast'; use one of: shared-prefix, lm-eval"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(tmp_path, model_dir, extra, message, capsys):
