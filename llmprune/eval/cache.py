@@ -9,7 +9,7 @@ interruption and only the missing examples are scored.
 
 `model` fingerprints the weights and the tokenizer (`model_fingerprint`), so a cache is never applied to
 another model. Keys hash the (context, continuation) strings, so an edited task file re-scores what
-changed. Only a truncated last line (a run killed mid-write) is skipped when reading; any other bad
+changed. One process writes a cache at a time (a lock on `FILE.lock`). Only a truncated last line (a run killed mid-write) is skipped when reading; any other bad
 line is an error naming it.
 """
 
@@ -65,6 +65,23 @@ def check_cache_file(path: Path) -> None:
         raise LlmpruneError(f"--cache {path} is not an llmprune zero-shot cache; pass a new --cache path")
 
 
+def _lock(path: Path):
+    """Hold an exclusive lock on `path.lock` while this process uses the cache (one writer per file)."""
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks (Windows): one run per cache file is up to the user
+        return None
+    handle = open(path.with_name(path.name + ".lock"), "w")  # noqa: SIM115 - held for the cache's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        handle.close()
+        raise LlmpruneError(
+            f"--cache {path} is in use by another llmprune eval; wait for it, or pass another --cache path"
+        ) from e
+    return handle
+
+
 class ResultCache:
     """Read what `path` holds for `fingerprint`, append new results to it."""
 
@@ -72,10 +89,11 @@ class ResultCache:
         self.path = Path(path)
         self.fingerprint = fingerprint
         self.entries: dict[tuple[str, str], list[float]] = {}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock(self.path)
         if self.path.exists() and self.path.stat().st_size > 0:
             self._read()
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._append({"format": FORMAT, "version": VERSION, "model": fingerprint})
 
     def _read(self) -> None:

@@ -149,21 +149,43 @@ def score_batch(model, batch: Sequence[Packed], n_requests: int, pad_id: int = 0
     at = torch.tensor([t[0] for p in batch for t in p.targets])
     tok = torch.tensor([t[1] for p in batch for t in p.targets])
     req = torch.tensor([t[2] for p in batch for t in p.targets])
-    keep = torch.unique(at)  # sorted positions whose logits are needed
-    col = torch.searchsorted(keep, at)
     dtype = next(model.parameters()).dtype
     allowed = tree_mask(batch, length, device)
     additive = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, torch.finfo(dtype).min)
-    logits = model(
-        input_ids=ids.to(device),
-        attention_mask=additive,
-        position_ids=pos.to(device),
-        logits_to_keep=keep.to(device),
-        use_cache=False,
-    ).logits
-    logp = torch.log_softmax(logits, dim=-1)  # in the model's dtype, as lm-eval
-    vals = logp[rows.to(device), col.to(device), tok.to(device)].double().cpu()
+    inputs = {"input_ids": ids.to(device), "attention_mask": additive, "position_ids": pos.to(device)}
+    if keeps_positions_per_row(model):  # logits exactly where a token is scored: [N, V]
+        scored = torch.zeros((len(batch), length), dtype=torch.bool)
+        scored[rows, at] = True
+        flat = (scored.view(-1).cumsum(0) - 1).view(scored.shape)[rows, at]
+        logits = model(**inputs, logits_to_keep=scored.to(device), use_cache=False).logits
+        logp = torch.log_softmax(logits, dim=-1)  # in the model's dtype, as lm-eval
+        vals = logp[flat.to(device), tok.to(device)].double().cpu()
+    else:  # older transformers: the same positions for every row, [B, K, V]
+        keep = torch.unique(at)
+        col = torch.searchsorted(keep, at)
+        logits = model(**inputs, logits_to_keep=keep.to(device), use_cache=False).logits
+        logp = torch.log_softmax(logits, dim=-1)
+        vals = logp[rows.to(device), col.to(device), tok.to(device)].double().cpu()
     return torch.zeros(n_requests, dtype=torch.float64).index_add_(0, req, vals)
+
+
+def keeps_positions_per_row(model) -> bool:
+    """Does `model`'s forward take a boolean [B, L] `logits_to_keep` (transformers' `slice_logits_to_keep`)?"""
+    import sys
+
+    import transformers.modeling_utils as mu
+
+    fn = getattr(mu, "slice_logits_to_keep", None)
+    module = sys.modules.get(getattr(type(model).forward, "__module__", ""))
+    if fn is None or module is None or getattr(module, "slice_logits_to_keep", None) is not fn:
+        return False
+    try:  # a behaviour probe: a boolean mask must select positions row by row, flattened
+        return tuple(fn(torch.zeros(2, 3, 1), torch.tensor([[True, False, True], [False, True, False]])).shape) == (
+            3,
+            1,
+        )
+    except (TypeError, IndexError, RuntimeError):
+        return False
 
 
 MASKABLE = ("eager", "sdpa")  # attention implementations that take a custom 4D mask

@@ -67,6 +67,14 @@ def test_another_model_or_bad_lines_are_errors(tmp_path, choice_task):
         ResultCache(path, "m")
 
 
+def test_one_writer_at_a_time(tmp_path):
+    held = ResultCache(tmp_path / "c.jsonl", "m")
+    with pytest.raises(LlmpruneError, match="in use by another llmprune eval"):
+        ResultCache(tmp_path / "c.jsonl", "m")
+    held._lock.close()  # released when the run ends
+    ResultCache(tmp_path / "c.jsonl", "m")
+
+
 def test_keys_follow_the_requests(tmp_path, choice_task):
     a, b = load_task(str(choice_task)).examples[:2]
     assert example_key(a) != example_key(b) and example_key(a) == example_key(a)

@@ -83,9 +83,19 @@ def test_encodings_are_lm_eval_own(byte_model, byte_tok):
     assert "_loglikelihood_tokens" not in vars(lm)  # the recorder is removed again
 
 
+@pytest.mark.parametrize("per_row", [True, False], ids=["logits-per-row", "logits-union"])
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
-def test_same_loglikelihoods_as_lm_eval(family, byte_model, byte_tok):
-    """Mixed lengths, shared and different contexts, an empty context, batches with padding."""
+def test_same_loglikelihoods_as_lm_eval(family, per_row, byte_model, byte_tok, monkeypatch):
+    """Mixed lengths, shared and different contexts, an empty context, batches with padding.
+
+    Both ways of keeping logits: a boolean [B, L] `logits_to_keep` (transformers >= 5.2x) and, for older
+    versions, the union of scored positions for every row.
+    """
+    from llmprune.eval import shared_prefix
+
+    assert shared_prefix.keeps_positions_per_row(byte_model(family))  # the pinned transformers has it
+    if not per_row:
+        monkeypatch.setattr(shared_prefix, "keeps_positions_per_row", lambda model: False)
     lm = make_lm(byte_model(family, seed=2), byte_tok, batch_size=3)
     groups = [
         [("Question: what is red?\nAnswer:", c) for c in (" blood", " grass", " the clear blue sky")],
