@@ -200,10 +200,21 @@ def check_attention(model) -> None:
         )
 
 
-def batches(packed: Sequence[Packed], batch_size: int) -> list[list[Packed]]:
-    """`batch_size` sequences per forward pass, longest first (so padding stays small)."""
+MASK_BUDGET = 1 << 26  # attention-mask elements per batch (B x L x L): 256 MiB in float32
+
+
+def batches(packed: Sequence[Packed], batch_size: int, mask_budget: int = MASK_BUDGET) -> list[list[Packed]]:
+    """Up to `batch_size` sequences per forward pass, longest first (so padding stays small).
+
+    Long sequences go in smaller batches so the [B, 1, L, L] mask stays within `mask_budget` elements.
+    """
     order = sorted(packed, key=len, reverse=True)
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    out, i = [], 0
+    while i < len(order):
+        n = min(batch_size, max(1, mask_budget // max(len(order[i]) ** 2, 1)))
+        out.append(order[i : i + n])
+        i += n
+    return out
 
 
 def shared_prefix_loglikelihoods(

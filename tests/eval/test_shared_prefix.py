@@ -71,6 +71,8 @@ def test_tree_mask_by_hand():
 def test_batches_longest_first():
     ps = [Packed(tuple(range(n)), tuple(range(n)), (0,) * n, ()) for n in (3, 9, 1, 5, 7)]
     assert [[len(p) for p in b] for b in batches(ps, 2)] == [[9, 7], [5, 3], [1]]
+    # a mask budget of 100 elements: 9 x 9 alone, then 7 x 7 (two would need 2 x 49 = 98: fits)
+    assert [[len(p) for p in b] for b in batches(ps, 4, mask_budget=100)] == [[9], [7, 5], [3, 1]]
 
 
 def test_encodings_are_lm_eval_own(byte_model, byte_tok):
