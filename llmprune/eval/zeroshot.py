@@ -94,7 +94,7 @@ def check_scorer(scorer: str) -> str:
     return scorer
 
 
-CHUNK = 128  # examples scored (and cached) together when a --cache file is used
+CHUNK = 256  # examples scored (and cached) together with --cache: a resume point, and a pool to sort by length
 
 
 def _score(lm, examples: Sequence[Example], *, scorer: str, batch_size: int, progress: bool) -> list[list[float]]:
