@@ -147,7 +147,7 @@ def test_shared_prefix_equals_lm_eval_on_smollm2(smollm2):
     model, tok = smollm2
     lm = make_lm(model, tok, batch_size=8)
     for name in names:
-        task = load_task(name, limit=4)
+        task = load_task(name, limit=3)
         fast = evaluate_task(lm, task, progress=False, scorer="shared-prefix", batch_size=4)
         ref = evaluate_task(lm, task, progress=False, scorer="lm-eval")
         assert (fast.picks, fast.picks_norm) == (ref.picks, ref.picks_norm), name
