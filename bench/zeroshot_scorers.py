@@ -6,7 +6,10 @@
 For each task, `--limit` examples spread evenly through the file are scored by both scorers of
 `llmprune eval --scorer` (after one warm-up example each), in alternating order. Prints per task the
 seconds of each, the speed-up (lm-eval seconds / shared-prefix seconds), the largest log-likelihood
-difference, whether every acc / acc_norm pick agrees, and the tokens each runs through the model.
+difference, whether every acc / acc_norm pick agrees, and the tokens of one sequence per request vs the
+packed sequences. (lm-eval itself runs a context once when all its continuations are one token long, as
+in BoolQ, so there its real token count is the packed one; its time still includes the whole-vocabulary
+logits at every position.)
 """
 
 from __future__ import annotations
