@@ -32,28 +32,41 @@ def spread(task, limit: int):
     return replace(task, examples=tuple(task.examples[i] for i in picks))
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser(doc: str, *, limit: int, batch_size: int) -> argparse.ArgumentParser:
+    """The options the zero-shot bench scripts share."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--tasks", default="boolq,piqa,hellaswag,arc_easy")
-    p.add_argument("--limit", type=int, default=20, help="examples timed per task")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--scorer", default="shared-prefix", help="shared-prefix or lm-eval (as llmprune eval --scorer)")
+    p.add_argument("--limit", type=int, default=limit, help="examples per task")
+    p.add_argument("--batch-size", type=int, default=batch_size)
     p.add_argument("--dtype", default="auto")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", default=None, help="write the figures to this file")
+    return p
+
+
+def load(args):
+    """(tasks, model, tokenizer, lm-eval HFLM) from the shared options."""
+    from llmprune.eval.harness import make_lm
+    from llmprune.eval.zeroshot import load_tasks
+    from llmprune.models import load_model
+
+    tasks = load_tasks([t.strip() for t in args.tasks.split(",") if t.strip()])
+    model, tok = load_model(args.model, dtype=args.dtype, device=args.device)
+    return tasks, model, tok, make_lm(model, tok, batch_size=args.batch_size)
+
+
+def main() -> None:
+    p = parser(__doc__, limit=20, batch_size=4)
+    p.add_argument("--scorer", default="shared-prefix", help="shared-prefix or lm-eval (as llmprune eval --scorer)")
     args = p.parse_args()
 
     from rich.console import Console
     from rich.table import Table
 
-    from llmprune.eval.harness import make_lm
-    from llmprune.eval.zeroshot import evaluate_task, load_tasks
-    from llmprune.models import load_model
+    from llmprune.eval.zeroshot import evaluate_task
 
-    tasks = load_tasks([t.strip() for t in args.tasks.split(",") if t.strip()])
-    model, tok = load_model(args.model, dtype=args.dtype, device=args.device)
-    lm = make_lm(model, tok, batch_size=args.batch_size)
+    tasks, model, tok, lm = load(args)
     evaluate_task(lm, spread(tasks[0], 1), progress=False, scorer=args.scorer)  # warm-up: lazy imports, kernels
     rows, total_est, total_naive = [], 0.0, 0.0
     for task in tasks:

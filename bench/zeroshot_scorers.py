@@ -14,35 +14,23 @@ logits at every position.)
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--tasks", default="boolq,piqa,hellaswag,arc_easy")
-    p.add_argument("--limit", type=int, default=24, help="examples per task")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--dtype", default="auto")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", default=None, help="write the figures to this file")
-    args = p.parse_args()
+    from zeroshot_estimate import load, parser, spread  # the sibling script (bench/ is on sys.path when run)
+
+    args = parser(__doc__, limit=24, batch_size=8).parse_args()
 
     from rich.console import Console
     from rich.table import Table
-    from zeroshot_estimate import spread  # the sibling script (bench/ is on sys.path when run)
 
-    from llmprune.eval.harness import make_lm
     from llmprune.eval.shared_prefix import lm_eval_encodings, pack_requests
-    from llmprune.eval.zeroshot import evaluate_task, load_tasks, score_examples, task_loglikelihoods
-    from llmprune.models import load_model
+    from llmprune.eval.zeroshot import evaluate_task, score_examples, task_loglikelihoods
 
-    tasks = load_tasks([t.strip() for t in args.tasks.split(",") if t.strip()])
-    model, tok = load_model(args.model, dtype=args.dtype, device=args.device)
-    lm = make_lm(model, tok, batch_size=args.batch_size)
+    tasks, model, tok, lm = load(args)
     scorers = ("lm-eval", "shared-prefix")
     for s in scorers:  # warm-up: lazy imports, kernels
         evaluate_task(lm, spread(tasks[0], 1), progress=False, scorer=s, batch_size=args.batch_size)

@@ -21,6 +21,17 @@ def byte_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=t, eos_token=EOS, bos_token=EOS, pad_token=EOS)
 
 
+def summed_logprob(model, tok, ctx: str, cont: str) -> float:
+    """sum log p(continuation tokens | context) by hand: one forward over context + continuation."""
+    import torch
+
+    ids = torch.tensor([tok(ctx + cont).input_ids])
+    n_ctx = len(tok(ctx).input_ids)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0].float(), -1)
+    return sum(logp[t - 1, ids[0, t]].item() for t in range(n_ctx, ids.shape[1]))
+
+
 def run_cli(argv: list[str]) -> int | None:
     """Run `llmprune ARGV` in-process; returns the exit code (None or 0 on success, 2 on a user error)."""
     import pytest

@@ -18,6 +18,7 @@ from llmprune.eval.shared_prefix import (
 )
 from llmprune.eval.tasks import load_task
 from llmprune.eval.zeroshot import evaluate_task
+from tests.eval.helpers import summed_logprob
 
 pytest.importorskip("lm_eval")
 
@@ -128,11 +129,7 @@ def test_sum_of_token_logprobs_by_hand(byte_model, byte_tok):
     ctx, conts = "Q: 2+2?\nA:", [" 4", " five"]
     got = shared_prefix_loglikelihoods(lm, [[(ctx, c) for c in conts]], progress=False)[0]
     for cont, value in zip(conts, got, strict=True):
-        ids = torch.tensor([byte_tok(ctx + cont).input_ids])
-        n_ctx = len(byte_tok(ctx).input_ids)
-        with torch.no_grad():
-            logp = torch.log_softmax(model(ids).logits[0].float(), -1)
-        want = sum(logp[t - 1, ids[0, t]].item() for t in range(n_ctx, ids.shape[1]))
+        want = summed_logprob(model, byte_tok, ctx, cont)
         assert math.isclose(value, want, rel_tol=1e-5, abs_tol=1e-4)
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from llmprune.eval.harness import loglikelihoods, make_lm, reference_evaluate
 from llmprune.eval.tasks import Example, load_task
 from llmprune.eval.zeroshot import evaluate_task, pick, score_examples, task_loglikelihoods
+from tests.eval.helpers import summed_logprob
 
 pytest.importorskip("lm_eval")
 
@@ -66,11 +66,7 @@ def test_lm_eval_loglikelihood_is_the_summed_continuation_logprob(byte_model, by
     reqs = [("The cat sat on the", " mat"), ("Q: 2+2?\nA:", " 4"), ("x", " a much longer continuation")]
     got = loglikelihoods(make_lm(model, byte_tok, batch_size=2), reqs, progress=False)
     for (ctx, cont), value in zip(reqs, got, strict=True):
-        ids = torch.tensor([byte_tok(ctx + cont).input_ids])
-        n_ctx = len(byte_tok(ctx).input_ids)
-        with torch.no_grad():
-            logp = torch.log_softmax(model(ids).logits[0].float(), -1)
-        want = sum(logp[t - 1, ids[0, t]].item() for t in range(n_ctx, ids.shape[1]))
+        want = summed_logprob(model, byte_tok, ctx, cont)
         assert math.isclose(value, want, rel_tol=1e-5, abs_tol=1e-4)
 
 
