@@ -85,7 +85,10 @@ def pack(context: Sequence[int], continuations: Sequence[tuple[int, Sequence[int
         for req, cont in continuations:
             whole = (list(context) + list(cont))[-(max_length + 1) :]
             if len(cont) >= len(whole):
-                raise LlmpruneError(f"a continuation of {len(cont)} tokens does not fit the {max_length}-token window")
+                raise LlmpruneError(
+                    f"a choice of {len(cont)} tokens does not fit the model's {max_length}-token window behind at "
+                    f"least one context token; shorten the task's choices or use a model with a longer window"
+                )
             out.extend(pack(whole[: len(whole) - len(cont)], [(req, cont)], max_length))
         return out
     n = len(context)
@@ -149,7 +152,7 @@ def score_batch(model, batch: Sequence[Packed], n_requests: int, pad_id: int = 0
     at = torch.tensor([t[0] for p in batch for t in p.targets])
     tok = torch.tensor([t[1] for p in batch for t in p.targets])
     req = torch.tensor([t[2] for p in batch for t in p.targets])
-    dtype = next(model.parameters()).dtype
+    dtype = model.dtype  # the dtype the attention scores get (sdpa wants the mask in it)
     allowed = tree_mask(batch, length, device)
     additive = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, torch.finfo(dtype).min)
     inputs = {"input_ids": ids.to(device), "attention_mask": additive, "position_ids": pos.to(device)}
@@ -189,6 +192,31 @@ def keeps_positions_per_row(model) -> bool:
 
 
 MASKABLE = ("eager", "sdpa")  # attention implementations that take a custom 4D mask
+
+
+def sliding_window(model) -> int | None:
+    """The attention window of `model`'s sliding-window layers (Mistral, some Qwen2), or None."""
+    config = model.config
+    window = getattr(config, "sliding_window", None)
+    if not window or getattr(config, "use_sliding_window", True) is False:
+        return None
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None and "sliding_attention" not in layer_types:
+        return None
+    return int(window)
+
+
+def check_window(model, encodings: Sequence[tuple[Sequence[int], Sequence[int]]], max_length: int) -> None:
+    """The packed mask is plain causal per choice: refuse inputs a sliding window would cut."""
+    window = sliding_window(model)
+    if window is None:
+        return
+    longest = max((min(len(c) + len(t), max_length + 1) - 1 for c, t in encodings), default=0)
+    if longest > window:
+        raise LlmpruneError(
+            f"a request of {longest} input tokens is longer than the model's {window}-token sliding attention "
+            f"window, which the shared-prefix mask does not apply; pass --scorer lm-eval"
+        )
 
 
 def check_attention(model) -> None:
@@ -234,9 +262,16 @@ def shared_prefix_loglikelihoods(
         index.append(list(range(i, i + len(g))))
         i += len(g)
     encodings = lm_eval_encodings(lm, flat)
-    packed = pack_requests(encodings, index, lm.max_length)
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    for (_, cont), (context, continuation) in zip(encodings, flat, strict=True):
+        if not cont:  # lm-eval asserts the same in its own loop
+            raise LlmpruneError(
+                f"the choice {continuation!r} (after context ...{context[-40:]!r}) encodes to no tokens of its "
+                f"own: the tokenizer merges it into the context; start every choice with a space, as lm-eval does"
+            )
     model = lm.model
+    check_window(model, encodings, lm.max_length)
+    packed = pack_requests(encodings, index, lm.max_length)
+    pad = 0  # as lm-eval: padding is masked out, and id 0 always has an embedding row
     model.eval()
     total = torch.zeros(len(flat), dtype=torch.float64)
     bar = tqdm(total=sum(len(p) for p in packed), desc="zero-shot", unit="tok", disable=not progress, leave=False)

@@ -14,6 +14,7 @@ to any file in this format works too.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,8 +113,8 @@ def parse_example(obj, where: str, index: int) -> Example:
             if key not in obj:
                 raise LlmpruneError(f"{where}: missing '{key}'")
         context = obj["context"]
-        if not isinstance(context, str) or not context:
-            raise LlmpruneError(f"{where}: 'context' must be a non-empty string")
+        if not isinstance(context, str) or not context.strip():
+            raise LlmpruneError(f"{where}: 'context' must be a non-empty string (not only whitespace)")
         choices = _str_list(obj["choices"], "choices", where)
         bare = [_strip_delimiter(c) for c in choices]
         if any(not b for b in bare):
@@ -125,8 +126,8 @@ def parse_example(obj, where: str, index: int) -> Example:
             if key not in obj:
                 raise LlmpruneError(f"{where}: missing '{key}'")
         contexts = _str_list(obj["contexts"], "contexts", where)
-        if any(not c for c in contexts):
-            raise LlmpruneError(f"{where}: 'contexts' holds an empty context")
+        if any(not c.strip() for c in contexts):
+            raise LlmpruneError(f"{where}: 'contexts' holds an empty context (or one of only whitespace)")
         cont = obj["continuation"]
         if not isinstance(cont, str) or not cont.strip():
             raise LlmpruneError(f"{where}: 'continuation' must be a non-empty string")
@@ -143,13 +144,23 @@ def parse_example(obj, where: str, index: int) -> Example:
     return Example(id=str(ex_id), requests=requests, label=label, norm_lens=norm_lens)
 
 
+def _form(obj: dict) -> str:
+    return "contexts" if "contexts" in obj else "choices"
+
+
+def _scored_parts(obj: dict) -> list[str]:
+    return list(obj["choices"]) if _form(obj) == "choices" else [obj["continuation"]]
+
+
 def read_task_file(path: Path) -> list[Example]:
     """Every example of a task file; raises LlmpruneError naming the line and the problem."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # JSON Lines lines end at "\n" only (str.splitlines would also split inside strings at U+2028)
+        lines = [line.removesuffix("\r") for line in path.read_text(encoding="utf-8").split("\n")]
     except UnicodeDecodeError as e:
         raise LlmpruneError(f"{path}: not UTF-8 text ({e})") from e
     examples: list[Example] = []
+    first_form, undelimited = None, []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -159,8 +170,25 @@ def read_task_file(path: Path) -> list[Example]:
         except json.JSONDecodeError as e:
             raise LlmpruneError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from e
         examples.append(parse_example(obj, where, len(examples)))
+        form = _form(obj)
+        if first_form is None:
+            first_form = (form, n)
+        elif form != first_form[0]:
+            raise LlmpruneError(
+                f"{where}: uses the {form!r} form but line {first_form[1]} the {first_form[0]!r} form; "
+                f"one task file holds one form"
+            )
+        if not all(part.startswith(TARGET_DELIMITER) for part in _scored_parts(obj)):
+            undelimited.append(n)
     if not examples:
         raise LlmpruneError(f"{path}: no examples (the file is empty)")
+    if undelimited:
+        warnings.warn(
+            f"{path}: {len(undelimited)} example(s) (first at line {undelimited[0]}) have a choice without the "
+            f"leading space lm-eval puts between context and choice; they are scored as context + choice "
+            f"exactly, so numbers can differ from lm-eval's. Add the space if the file should follow lm-eval",
+            stacklevel=2,
+        )
     return examples
 
 

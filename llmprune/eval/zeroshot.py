@@ -18,6 +18,7 @@ Ties go to the first choice (numpy argmax), as in lm-eval.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -97,6 +98,16 @@ def check_scorer(scorer: str) -> str:
 CHUNK = 256  # examples scored (and cached) together with --cache: a resume point, and a pool to sort by length
 
 
+def check_finite(task: str, examples: Sequence[Example], lls: Sequence[Sequence[float]]) -> None:
+    """A NaN or infinite log-likelihood means broken numbers, not a pick: fail, naming the example."""
+    for ex, ll in zip(examples, lls, strict=True):
+        if not all(math.isfinite(v) for v in ll):
+            raise LlmpruneError(
+                f"{task}: example {ex.id} got log-likelihoods {list(ll)}; the model's outputs are not finite "
+                f"(fp16 overflow? run with --dtype float32 or bfloat16, or check the model's weights)"
+            )
+
+
 def _score(lm, examples: Sequence[Example], *, scorer: str, batch_size: int, progress: bool) -> list[list[float]]:
     from llmprune.eval.harness import loglikelihoods
 
@@ -129,24 +140,35 @@ def task_loglikelihoods(
     With a `cache`, examples it holds are not scored again, and the others are scored in file order,
     `CHUNK` at a time, each chunk appended to the cache as soon as it is done.
     """
+    return _cached_loglikelihoods(lm, task, progress=progress, scorer=scorer, batch_size=batch_size, cache=cache)[0]
+
+
+def _cached_loglikelihoods(
+    lm, task: Task, *, progress: bool, scorer: str, batch_size: int, cache: ResultCache | None
+) -> tuple[list[list[float]], int]:
+    """`task_loglikelihoods` and how many examples came from the cache (each looked up once)."""
     check_scorer(scorer)
     if cache is None:
-        return _score(lm, task.examples, scorer=scorer, batch_size=batch_size, progress=progress)
+        lls = _score(lm, task.examples, scorer=scorer, batch_size=batch_size, progress=progress)
+        check_finite(task.name, task.examples, lls)
+        return lls, 0
     from tqdm.auto import tqdm
 
     lls = [cache.get(task.name, ex) for ex in task.examples]
     todo = [i for i, ll in enumerate(lls) if ll is None]
-    bar = tqdm(total=len(lls), initial=len(lls) - len(todo), desc=task.name, unit="ex", disable=not progress)
+    cached = len(lls) - len(todo)
+    bar = tqdm(total=len(lls), initial=cached, desc=task.name, unit="ex", disable=not progress)
     for start in range(0, len(todo), CHUNK):
         idx = todo[start : start + CHUNK]
         chunk = [task.examples[i] for i in idx]
         out = _score(lm, chunk, scorer=scorer, batch_size=batch_size, progress=False)
+        check_finite(task.name, chunk, out)  # before the cache keeps them
         cache.put(task.name, chunk, out)
         for i, ll in zip(idx, out, strict=True):
             lls[i] = ll
         bar.update(len(idx))
     bar.close()
-    return lls
+    return lls, cached
 
 
 def evaluate_task(
@@ -159,8 +181,7 @@ def evaluate_task(
     cache: ResultCache | None = None,
 ) -> TaskResult:
     t0 = time.perf_counter()
-    cached = sum(cache.get(task.name, ex) is not None for ex in task.examples) if cache else 0
-    lls = task_loglikelihoods(lm, task, progress=progress, scorer=scorer, batch_size=batch_size, cache=cache)
+    lls, cached = _cached_loglikelihoods(lm, task, progress=progress, scorer=scorer, batch_size=batch_size, cache=cache)
     acc, acc_norm, picks, picks_norm = score_examples(task.examples, lls)
     return TaskResult(
         task.name,
@@ -225,14 +246,18 @@ def zeroshot(
     if cache is not None:
         from llmprune.eval.cache import ResultCache, model_fingerprint
 
-        store = ResultCache(Path(cache), model_fingerprint(model, tokenizer))
+        store = ResultCache(Path(cache), model_fingerprint(model, tokenizer, window=lm.max_length))
     results = {}
-    for task in loaded:
-        if progress:
-            print(f"zero-shot {task.name}: {len(task.examples)} examples", file=sys.stderr, flush=True)
-        results[task.name] = evaluate_task(
-            lm, task, progress=progress, scorer=scorer, batch_size=batch_size, cache=store
-        ).to_dict()
+    try:
+        for task in loaded:
+            if progress:
+                print(f"zero-shot {task.name}: {len(task.examples)} examples", file=sys.stderr, flush=True)
+            results[task.name] = evaluate_task(
+                lm, task, progress=progress, scorer=scorer, batch_size=batch_size, cache=store
+            ).to_dict()
+    finally:  # release the cache's lock also on an error or Ctrl-C (a notebook keeps the traceback)
+        if store is not None:
+            store.close()
     accs = [r["acc"] for r in results.values()]
     norms = [r["acc_norm"] for r in results.values()]
     return {

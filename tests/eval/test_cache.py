@@ -71,8 +71,83 @@ def test_one_writer_at_a_time(tmp_path):
     held = ResultCache(tmp_path / "c.jsonl", "m")
     with pytest.raises(LlmpruneError, match="in use by another llmprune eval"):
         ResultCache(tmp_path / "c.jsonl", "m")
-    held._lock.close()  # released when the run ends
-    ResultCache(tmp_path / "c.jsonl", "m")
+    held.close()  # released when the run ends
+    with ResultCache(tmp_path / "c.jsonl", "m") as again:
+        assert again.path.exists()
+    ResultCache(tmp_path / "c.jsonl", "m")  # the `with` released it
+
+
+def test_a_lock_that_the_filesystem_refuses_is_not_called_in_use(tmp_path, monkeypatch):
+    import errno
+
+    fcntl = pytest.importorskip("fcntl")
+
+    def no_locks(handle, flags):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(LlmpruneError, match="may not support locks.*local disk"):
+        ResultCache(tmp_path / "c.jsonl", "m")
+
+
+def test_zeroshot_releases_the_lock_when_interrupted(tmp_path, byte_model, byte_tok, choice_task, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(zs, "evaluate_task", interrupted)
+    path = tmp_path / "c.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        zs.zeroshot(byte_model("llama"), byte_tok, [str(choice_task)], cache=path, progress=False)
+    ResultCache(path, json.loads(path.read_text().splitlines()[0])["model"]).close()  # not "in use"
+
+
+def test_a_whole_last_line_without_its_newline_is_kept(tmp_path, choice_task):
+    task = load_task(str(choice_task))
+    path = tmp_path / "c.jsonl"
+    evaluate_task(FakeLM(_table(task)), task, progress=False, scorer="lm-eval", cache=ResultCache(path, "m"))
+    path.write_text(path.read_text().rstrip("\n"))  # killed between a line and its newline
+    cache = ResultCache(path, "m")
+    assert len(cache.entries) == len(task.examples) and path.read_text().endswith("}\n")
+    cache.put("other", task.examples[:1], [[-1.0] * len(task.examples[0].requests)])
+    cache.close()
+    assert len(ResultCache(path, "m").entries) == len(task.examples) + 1  # the next line did not fuse
+
+
+def test_blank_lines_are_skipped(tmp_path, choice_task):
+    task = load_task(str(choice_task))
+    path = tmp_path / "c.jsonl"
+    evaluate_task(FakeLM(_table(task)), task, progress=False, scorer="lm-eval", cache=ResultCache(path, "m"))
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], "", *lines[1:], "", ""]) + "\n")
+    assert len(ResultCache(path, "m").entries) == len(task.examples)
+
+
+def test_older_format_and_read_only_files_fail_before_any_work(tmp_path, monkeypatch):
+    old = tmp_path / "old.jsonl"
+    old.write_text(json.dumps({"format": "llmprune-zeroshot-cache", "version": 1, "model": "m"}) + "\n")
+    with pytest.raises(LlmpruneError, match="format version 1; this llmprune reads version 2"):
+        check_cache_file(old)
+    with pytest.raises(LlmpruneError, match="format version 1"):
+        ResultCache(old, "m")
+    ok = tmp_path / "ok.jsonl"
+    ResultCache(ok, "m").close()
+    from llmprune.eval import cache as cache_mod
+
+    monkeypatch.setattr(cache_mod.os, "access", lambda path, mode: False)  # (root may write anything)
+    with pytest.raises(LlmpruneError, match="not writable"):
+        check_cache_file(ok)
+
+
+def test_non_finite_loglikelihoods_are_an_error_and_not_cached(tmp_path, choice_task):
+    task = load_task(str(choice_task))
+    table = _table(task)
+    table[task.examples[2].requests[1]] = float("nan")
+    path = tmp_path / "c.jsonl"
+    with pytest.raises(LlmpruneError, match=f"example {task.examples[2].id} .*not finite"):
+        evaluate_task(FakeLM(table), task, progress=False, scorer="lm-eval", cache=ResultCache(path, "m"))
+    assert ResultCache(path, "m").entries == {}  # the chunk holding it was not kept
+    with pytest.raises(LlmpruneError, match="not finite"):
+        evaluate_task(FakeLM(table), task, progress=False, scorer="lm-eval")
 
 
 def test_keys_follow_the_requests(tmp_path, choice_task):
@@ -94,6 +169,10 @@ def test_fingerprint_changes_with_weights_and_tokenizer(byte_model, byte_tok):
     with torch.no_grad():
         m.model.layers[0].mlp.down_proj.weight[0, 0] += 1e-3
     assert model_fingerprint(m, byte_tok) != fp
+    assert model_fingerprint(byte_model("llama", seed=0), byte_tok, window=16) != fp  # lm-eval's window
+    same_weights = byte_model("llama", seed=0)
+    same_weights.config.max_position_embeddings = 1024  # config, not weights
+    assert model_fingerprint(same_weights, byte_tok) != fp
     byte_tok.add_tokens(["<new>"])
     assert model_fingerprint(byte_model("llama", seed=0), byte_tok) != fp
 

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from llmprune.errors import LlmpruneError
 from llmprune.eval.harness import loglikelihoods, make_lm
 from llmprune.eval.shared_prefix import (
     Packed,
@@ -87,7 +88,7 @@ def test_encodings_are_lm_eval_own(byte_model, byte_tok):
 
 
 @pytest.mark.parametrize("per_row", [True, False], ids=["logits-per-row", "logits-union"])
-@pytest.mark.parametrize("family", ["llama", "qwen2"])
+@pytest.mark.parametrize("family", ["llama", "qwen2", "mistral"])
 def test_same_loglikelihoods_as_lm_eval(family, per_row, byte_model, byte_tok, monkeypatch):
     """Mixed lengths, shared and different contexts, an empty context, batches with padding.
 
@@ -121,6 +122,46 @@ def test_long_inputs_are_truncated_as_lm_eval(byte_model, byte_tok):
     want = loglikelihoods(lm, groups[0], progress=False)
     got = shared_prefix_loglikelihoods(lm, groups, progress=False)[0]
     assert got == pytest.approx(want, rel=1e-5, abs=1e-4)
+
+
+def test_sliding_window_models(byte_model, byte_tok):
+    """Mistral's sliding window: a request within it scores as lm-eval; a longer one is refused."""
+    from llmprune.eval.shared_prefix import sliding_window
+
+    assert sliding_window(byte_model("llama")) is None
+    assert sliding_window(byte_model("qwen2", use_sliding_window=False, sliding_window=8)) is None
+    model = byte_model("mistral", seed=3, sliding_window=24)
+    assert sliding_window(model) == 24
+    lm = make_lm(model, byte_tok)
+    short = [[("Short one", " a"), ("Short one", " bb")]]
+    want = loglikelihoods(lm, short[0], progress=False)
+    assert shared_prefix_loglikelihoods(lm, short, progress=False)[0] == pytest.approx(want, rel=1e-5, abs=1e-4)
+    long = [[("A context longer than twenty-four bytes", " yes"), ("A context longer than twenty-four bytes", " no")]]
+    with pytest.raises(LlmpruneError, match="24-token sliding attention window.*--scorer lm-eval"):
+        shared_prefix_loglikelihoods(lm, long, progress=False)
+
+
+def test_a_choice_without_tokens_of_its_own_is_an_error(byte_model, byte_tok, monkeypatch):
+    from llmprune.eval import shared_prefix
+
+    lm = make_lm(byte_model("llama"), byte_tok)
+    real = shared_prefix.lm_eval_encodings
+    monkeypatch.setattr(  # a tokenizer that merges the choice into the context's last token
+        shared_prefix,
+        "lm_eval_encodings",
+        lambda lm, reqs: [(c, t[:0] if i == 1 else t) for i, (c, t) in enumerate(real(lm, reqs))],
+    )
+    with pytest.raises(LlmpruneError, match="choice 'ing' .*encodes to no tokens"):
+        shared_prefix_loglikelihoods(lm, [[("Sing", " a"), ("Sing", "ing")]], progress=False)
+
+
+def test_padding_does_not_use_the_tokenizer_pad_id(byte_model, byte_tok):
+    """lm-eval may add a pad token beyond the embedding rows; padding is masked, so it uses id 0."""
+    lm = make_lm(byte_model("llama", seed=6), byte_tok)
+    groups = [[("Longer context here", " a"), ("Longer context here", " b")], [("Hi", " there")]]
+    want = shared_prefix_loglikelihoods(lm, groups, batch_size=2, progress=False)
+    lm.tokenizer.pad_token_id = 10_000  # no such embedding row
+    assert shared_prefix_loglikelihoods(lm, groups, batch_size=2, progress=False) == want
 
 
 def test_sum_of_token_logprobs_by_hand(byte_model, byte_tok):

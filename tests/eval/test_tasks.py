@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from llmprune.errors import LlmpruneError
@@ -84,6 +86,9 @@ GOOD = {"context": "c", "choices": [" a", " b"], "label": 0}
         ({"contexts": ["a", "b"], "label": 0}, "missing 'continuation'"),
         ({"contexts": ["a", "b"], "continuation": "", "label": 0}, "'continuation' must be a non-empty string"),
         ({"contexts": ["a", ""], "continuation": " x", "label": 0}, "empty context"),
+        ({"contexts": ["a", " \n"], "continuation": " x", "label": 0}, "empty context"),
+        ({"context": "  ", "choices": [" a", " b"], "label": 0}, "'context' must be a non-empty string"),
+        ({"contexts": ["a", "b"], "continuation": " x", "label": 0}, "uses the 'contexts' form but line 1"),
         ({"context": "c", "contexts": ["a", "b"], "continuation": " x", "label": 0}, "mixes the two forms"),
     ],
 )
@@ -92,6 +97,21 @@ def test_malformed_line_is_named(tmp_path, line, problem):
     with pytest.raises(LlmpruneError) as e:
         load_task(str(f))
     assert f"{f}:4:" in str(e.value) and problem in str(e.value)
+
+
+def test_line_separators_inside_strings_do_not_split_lines(tmp_path):
+    """JSON writers leave U+2028 / U+0085 unescaped (ensure_ascii=False); JSON Lines splits at newlines only."""
+    rows = [{"context": "one\u2028two\u0085three", "choices": [" a", " b\u2029c"], "label": 1}, GOOD]
+    f = tmp_path / "seps.jsonl"
+    f.write_text("\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\r\n", encoding="utf-8")
+    task = load_task(str(f))
+    assert len(task.examples) == 2 and task.examples[0].requests[1] == ("one\u2028two\u0085three", " b\u2029c")
+
+
+def test_choices_without_the_target_delimiter_warn(tmp_path):
+    f = write_jsonl(tmp_path / "nospace.jsonl", [GOOD, {"context": "c", "choices": ["a", " b"], "label": 0}])
+    with pytest.warns(UserWarning, match="1 example.*line 2.*without the leading space"):
+        load_task(str(f))
 
 
 def test_empty_file_is_an_error(tmp_path):
