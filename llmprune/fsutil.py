@@ -7,9 +7,9 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from llmprune.errors import LlmpruneError
 
@@ -38,14 +38,39 @@ def check_writable_parent(path: str | Path) -> Path:
     return path
 
 
+def check_replaceable(path: str | Path, replaces: Sequence[str] | Literal["any"]) -> None:
+    """An existing folder is replaced only when it is empty or an earlier output of the same kind.
+
+    `replaces` names the files that mark such an output (e.g. `llmprune.json`); "any" is for llmprune's
+    own cache folders. A folder holding the current working directory is never replaced.
+    """
+    path = Path(path).expanduser().resolve()
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    cwd = Path.cwd().resolve()
+    if cwd == path or path in cwd.parents:
+        raise LlmpruneError(f"{path} holds the current folder; choose a new folder for the output")
+    if replaces == "any" or any((path / name).exists() for name in replaces):
+        return
+    what = f"is not an earlier llmprune output (it has no {' or '.join(replaces)})" if replaces else "is not empty"
+    raise LlmpruneError(f"{path} exists and {what}; it is left as is: remove it yourself or choose another output path")
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temporary folder next to `path`; rename it onto `path` only if the block succeeds."""
+def atomic_dir(
+    path: str | Path, *, overwrite: bool = True, replaces: Sequence[str] | Literal["any"] = ()
+) -> Iterator[Path]:
+    """Yield a temporary folder next to `path`; rename it onto `path` only if the block succeeds.
+
+    An existing folder at `path` is replaced whole, but only when it is empty or holds one of the files
+    named in `replaces` (an earlier output of the same kind): never a folder of the user's own files.
+    """
     path = check_writable_parent(path)
     if path.exists() and not path.is_dir():
         raise LlmpruneError(f"{path} exists and is a file; choose a folder path for the output")
     if path.exists() and not overwrite:
         raise LlmpruneError(f"{path} already exists; remove it or choose another --out")
+    check_replaceable(path, replaces)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the final folder gets normal permissions

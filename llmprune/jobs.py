@@ -17,10 +17,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from llmprune.fsutil import atomic_dir, atomic_write_json, check_writable_parent
+from llmprune.fsutil import atomic_dir, atomic_write_json, check_replaceable, check_writable_parent
 from llmprune.recipes import EvalConfig, Recipe
 
 console = Console(stderr=True)
+
+RUN_MARKERS = ("llmprune.json", "report.json")  # files that make a folder an earlier run's output
 
 
 def evaluate_model(model, tokenizer, cfg: EvalConfig, *, progress: bool = True) -> dict:
@@ -51,6 +53,7 @@ def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dic
     from llmprune.surgery.io import save_pruned
 
     out = check_writable_parent(out)
+    check_replaceable(out, RUN_MARKERS)  # before the expensive steps, not after them
     resolve_model_source(recipe.model)
     recovery = _check_recovery(recipe)
     if recipe.eval:
@@ -82,7 +85,7 @@ def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dic
         if recovery is not None:
             model, adapter = _recover_and_merge(model, tok, recovery, result.plan, out, report, recipe, progress)
         report["total_seconds"] = round(time.perf_counter() - t0, 2)
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, replaces=RUN_MARKERS) as tmp:
             extra = {"merged_adapter": "adapter"} if adapter is not None else None
             save_pruned(model, result.plan, tmp, tokenizer=tok, extra=extra)
             save_file({k: v.float().contiguous() for k, v in result.scores.items()}, str(tmp / "scores.safetensors"))
@@ -114,6 +117,7 @@ def _recover_and_merge(model, tok, cfg, plan, out: Path, report: dict, recipe: R
     """LoRA-train the pruned model in a scratch folder next to `out`, merge, evaluate; returns (model, adapter)."""
     from llmprune.recovery import merge_lora, recover
 
+    out.parent.mkdir(parents=True, exist_ok=True)  # --out runs/NEW on a fresh checkout: runs/ may not exist yet
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.recovery-", dir=out.parent))
     adapter = work / "adapter"
     try:

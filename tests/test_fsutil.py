@@ -8,7 +8,13 @@ import stat
 import pytest
 
 from llmprune.errors import LlmpruneError
-from llmprune.fsutil import atomic_dir, atomic_write_json, atomic_write_text, check_writable_parent
+from llmprune.fsutil import (
+    atomic_dir,
+    atomic_write_json,
+    atomic_write_text,
+    check_replaceable,
+    check_writable_parent,
+)
 
 
 def _mode(path) -> int:
@@ -35,13 +41,37 @@ def test_failed_block_leaves_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_existing_folder_is_replaced_whole(tmp_path):
+def test_an_earlier_output_is_replaced_whole(tmp_path):
     (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "llmprune.json").write_text("{}")
     (tmp_path / "out" / "stale").write_text("old")
-    with atomic_dir(tmp_path / "out") as tmp:
+    with atomic_dir(tmp_path / "out", replaces=("llmprune.json",)) as tmp:
         (tmp / "new").write_text("x")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["new"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    (tmp_path / "empty").mkdir()
+    with atomic_dir(tmp_path / "empty") as tmp:  # an empty folder is always fine
+        (tmp / "new").write_text("x")
+
+
+def test_a_folder_of_other_files_is_never_replaced(tmp_path, monkeypatch):
+    """`--out .` or `--out ~/models` must not delete the user's files."""
+    mine = tmp_path / "models"
+    (mine / "llama").mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep me")
+    for replaces in ((), ("llmprune.json",)):
+        with pytest.raises(LlmpruneError, match="is left as is: remove it yourself or choose another"):
+            with atomic_dir(mine, replaces=replaces):
+                pass
+    assert sorted(p.name for p in mine.iterdir()) == ["llama", "notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]  # no temporary folder left
+    (mine / "llmprune.json").write_text("{}")  # even an earlier output, when the user works inside it
+    monkeypatch.chdir(mine / "llama")
+    with pytest.raises(LlmpruneError, match="holds the current folder"):
+        check_replaceable(mine, ("llmprune.json",))
+    monkeypatch.chdir(tmp_path)
+    check_replaceable(mine, ("llmprune.json",))
+    check_replaceable(mine, "any")
 
 
 def test_json_round_trip(tmp_path):

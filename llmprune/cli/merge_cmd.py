@@ -16,13 +16,14 @@ def command(
 ) -> None:
     """Merge LORA_DIR into PRUNED_DIR and save a standalone model (loads without peft)."""
     from llmprune.cli.common import console
-    from llmprune.fsutil import check_writable_parent
+    from llmprune.fsutil import check_replaceable, check_writable_parent
     from llmprune.models import count_params, load_model
     from llmprune.recovery import merge_lora, save_merged
-    from llmprune.surgery.io import read_manifest
+    from llmprune.surgery.io import MANIFEST, read_manifest
 
     read_manifest(pruned_dir)
     check_writable_parent(out)
+    check_replaceable(out, (MANIFEST,))
     model, tok = load_model(str(pruned_dir), dtype=dtype, device="cpu")
     merged = merge_lora(model, lora_dir, pruned_dir=pruned_dir)
     path = save_merged(merged, pruned_dir, out, tokenizer=tok, extra={"merged_adapter": str(lora_dir.resolve())})

@@ -55,10 +55,11 @@ def command(
     """Zero weights of MODEL's decoder Linear layers (magnitude, Wanda or torch.nn.utils.prune) and save it."""
     import time
 
-    from llmprune.fsutil import check_writable_parent
+    from llmprune.fsutil import check_replaceable, check_writable_parent
     from llmprune.models import load_model
     from llmprune.models.load import resolve_model_source
     from llmprune.sparsify import SparsifyConfig, save_sparse, sparsify_, wanda_calib
+    from llmprune.sparsify.io import REPORT
 
     if sparsity is None and not pattern:
         sparsity = 0.5
@@ -70,6 +71,7 @@ def command(
         sequential=sequential,
     )
     check_writable_parent(out)
+    check_replaceable(out, (REPORT,))
     resolve_model_source(model)  # a bad MODEL fails before anything is loaded
     t0 = time.perf_counter()
     m, tok = load_model(model, dtype=dtype, device=device)

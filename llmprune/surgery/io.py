@@ -135,7 +135,7 @@ def save_pruned(
     ids = probe_ids(model.config.vocab_size, param.device)
     ref = probe_logits(model, ids) if verify else None
     try:
-        with atomic_dir(out_dir) as tmp:
+        with atomic_dir(out_dir, replaces=(MANIFEST,)) as tmp:
             model.save_pretrained(tmp)
             if not manifest["stock_loadable"]:
                 write_remote_code(tmp, manifest["model_type"], manifest["layers"])
@@ -158,6 +158,11 @@ def verify_reload(load: Callable[[], nn.Module], ref: torch.Tensor, ids: torch.T
     try:
         reloaded = load()
         got = probe_logits(reloaded, ids)
+    except torch.OutOfMemoryError as e:
+        raise LlmpruneError(
+            "out of memory loading the written folder back to check it (a second copy of the model); free "
+            "memory, or from Python save with verify=False; nothing was written"
+        ) from e
     except Exception as e:  # any failure to load back means the folder must not be written
         raise LlmpruneError(
             f"the written folder does not load back ({type(e).__name__}: {e}); nothing was written"
@@ -183,6 +188,8 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         manifest = json.loads(file.read_text())
     except json.JSONDecodeError as e:
         raise LlmpruneError(f"{file} is not valid JSON ({e}); the folder is damaged, write it again") from e
+    if not isinstance(manifest, dict):
+        raise LlmpruneError(f"{file} holds a {type(manifest).__name__}, not a manifest; the folder is damaged")
     if manifest.get("format") != FORMAT:
         raise LlmpruneError(f"{file} has format {manifest.get('format')!r}, expected {FORMAT!r}")
     if manifest.get("version", 0) > MANIFEST_VERSION:
@@ -197,14 +204,20 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
 
     index = path / "model.safetensors.index.json"
     if index.is_file():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        try:
+            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise LlmpruneError(f"{index} is not a safetensors index ({e!r}); the folder is damaged") from e
     elif (path / "model.safetensors").is_file():
         files = ["model.safetensors"]
     else:
         raise LlmpruneError(f"{path} holds no model.safetensors; llmprune only loads safetensors weights")
     sd: dict[str, torch.Tensor] = {}
     for f in files:
-        sd.update(load_file(str(path / f), device="cpu"))
+        try:
+            sd.update(load_file(str(path / f), device="cpu"))
+        except Exception as e:  # safetensors raises its own SafetensorError (truncated, bad header) or OSError
+            raise LlmpruneError(f"{path / f} cannot be read ({type(e).__name__}: {e}); the folder is damaged") from e
     return sd
 
 
@@ -221,8 +234,15 @@ def load_pruned(
     path = Path(path).expanduser()
     manifest = read_manifest(path)
     config = AutoConfig.from_pretrained(path)
-    layers = manifest["layers"]
-    if len(layers) != config.num_hidden_layers or manifest["hidden_size"] != config.hidden_size:
+    try:
+        layers = manifest["layers"]
+        widths = [
+            LayerWidths(w["num_attention_heads"], w["num_key_value_heads"], w["intermediate_size"]) for w in layers
+        ]
+        agree = len(layers) == config.num_hidden_layers and manifest["hidden_size"] == config.hidden_size
+    except (KeyError, TypeError) as e:
+        raise LlmpruneError(f"{path}: {MANIFEST} lacks the layer widths ({e!r}); the folder is damaged") from e
+    if not agree:
         raise LlmpruneError(f"{path}: {MANIFEST} and config.json disagree on the shapes; the folder is damaged")
     dtype = dtype or config.dtype or torch.float32
     if isinstance(dtype, str):
@@ -235,8 +255,8 @@ def load_pruned(
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=False, **kwargs)
     arch.check_supported(model)
-    for layer, w in zip(arch.layers(model), layers, strict=True):
-        _resize_layer_(layer, LayerWidths(w["num_attention_heads"], w["num_key_value_heads"], w["intermediate_size"]))
+    for layer, w in zip(arch.layers(model), widths, strict=True):
+        _resize_layer_(layer, w)
     sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in _read_weights(path).items()}
     try:
         missing, unexpected = model.load_state_dict(sd, strict=False, assign=True)

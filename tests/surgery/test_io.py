@@ -183,6 +183,34 @@ def test_load_refuses_damaged_folders(make_tiny, tmp_path):
     (out / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(LlmpruneError, match="weights do not match"):
         load_pruned(out)
+    for damage, message in [
+        ({k: v for k, v in manifest.items() if k != "layers"}, "lacks the layer widths"),
+        ({**manifest, "layers": [{"num_attention_heads": 2}] * 3}, "lacks the layer widths"),
+        ([manifest], "holds a list, not a manifest"),
+    ]:
+        (out / MANIFEST).write_text(json.dumps(damage))
+        with pytest.raises(LlmpruneError, match=message):
+            load_pruned(out)
+
+
+def test_load_refuses_truncated_weights(make_tiny, tmp_path):
+    pruned, plan = _pruned(make_tiny, "llama", dict(heads=4, kv_heads=2), "block")
+    out = save_pruned(pruned, plan, tmp_path / "out")
+    weights = out / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a copy that stopped early
+    with pytest.raises(LlmpruneError, match="model.safetensors cannot be read.*damaged"):
+        load_pruned(out)
+
+
+def test_saving_over_a_folder_of_other_files_is_refused(make_tiny, tmp_path):
+    pruned, plan = _pruned(make_tiny, "llama", dict(heads=4, kv_heads=2), "block")
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text("{}")  # e.g. the input model's own folder
+    with pytest.raises(LlmpruneError, match="not an earlier llmprune output.*no llmprune.json"):
+        save_pruned(pruned, plan, tmp_path / "hf")
+    assert [p.name for p in (tmp_path / "hf").iterdir()] == ["config.json"]
+    out = save_pruned(pruned, plan, tmp_path / "out")
+    save_pruned(pruned, plan, out)  # an earlier pruned folder is replaced
 
 
 def test_load_in_another_dtype(make_tiny, tmp_path):
