@@ -45,13 +45,16 @@ def command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the statistics to this file.")] = None,
 ) -> None:
     """Recover accuracy of a pruned model with LoRA (LLM-Pruner defaults); writes the adapter to --out."""
+    import torch
     from accelerate import PartialState
 
     from llmprune.cli.common import write_json
     from llmprune.models import load_model
+    from llmprune.models.load import resolve_dtype
     from llmprune.recovery import recover, recovery_config
     from llmprune.recovery.data import load_source
     from llmprune.recovery.merge import plan_digest
+    from llmprune.recovery.train import uses_cuda
 
     cfg = recovery_config(
         {
@@ -83,7 +86,9 @@ def command(
         source="option",
     )
     load_source(cfg.data)  # a missing or malformed data file fails before the model loads
-    model, tok = load_model(pruned_dir, dtype=cfg.dtype, device="cpu")
+    # loaded on the CPU (recover moves it to the accelerator's device); `auto` follows the training device
+    device = torch.device("cuda" if uses_cuda() else "cpu")  # (PartialState here would pre-empt recover's Accelerator)
+    model, tok = load_model(pruned_dir, dtype=resolve_dtype(cfg.dtype, device), device="cpu")
     base = {"pruned_dir": str(Path(pruned_dir).expanduser().resolve()), "plan_sha256": plan_digest(pruned_dir)}
     stats = recover(model, tok, cfg, out, resume=resume, base_info=base)
     if not PartialState().is_main_process:

@@ -67,6 +67,12 @@ def save_checkpoint(accelerator, out_dir: Path, model: nn.Module, optimizer, sch
     accelerator.wait_for_everyone()
 
 
+def remove_checkpoints(out_dir: Path) -> None:
+    """A finished run keeps no checkpoint (else a later --resume would train over the finished adapter)."""
+    for name in (NAME, f".{NAME}.old", f".{NAME}.tmp"):
+        shutil.rmtree(out_dir / name, ignore_errors=True)
+
+
 def find_checkpoint(out_dir: Path) -> Path | None:
     for p in (out_dir / NAME, out_dir / f".{NAME}.old"):
         if (p / "state.json").is_file():
@@ -78,7 +84,12 @@ def load_checkpoint(accelerator, path: Path, model: nn.Module, optimizer, schedu
     """Restore everything `save_checkpoint` wrote; returns its state dict. Refuses another config."""
     from safetensors.torch import load_file
 
-    state = json.loads((path / "state.json").read_text())
+    try:
+        state = json.loads((path / "state.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LlmpruneError(f"{path}/state.json is damaged ({e}); remove {path} to start the run again") from e
+    if not isinstance(state, dict) or not {"step", "history", "tokens"} <= state.keys():
+        raise LlmpruneError(f"{path}/state.json lacks the run's step and history; remove {path} to start again")
     if state.get("config") != fingerprint:
         changed = sorted(k for k in fingerprint if state.get("config", {}).get(k) != fingerprint[k])
         raise LlmpruneError(
@@ -97,6 +108,14 @@ def load_checkpoint(accelerator, path: Path, model: nn.Module, optimizer, schedu
     params = dict(accelerator.unwrap_model(model).named_parameters())
     if set(weights) != {n for n, p in params.items() if p.requires_grad}:
         raise LlmpruneError(f"{path} holds other LoRA tensors than this model has; choose another --out")
+    other = [
+        f"{n} {tuple(v.shape)} vs {tuple(params[n].shape)}" for n, v in weights.items() if v.shape != params[n].shape
+    ]
+    if other:
+        raise LlmpruneError(
+            f"{path} holds LoRA tensors of other shapes ({other[0]}): it was trained on another model; "
+            "choose another --out"
+        )
     with torch.no_grad():
         for name, value in weights.items():
             params[name].copy_(value)

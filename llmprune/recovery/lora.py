@@ -15,6 +15,24 @@ def linear_names(model: nn.Module) -> set[str]:
     return {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)}
 
 
+def shared_weights(model: nn.Module, targets: list[str]) -> dict[str, list[str]]:
+    """Targeted linear layers whose weight another module also uses (tied embeddings): name -> the others.
+
+    Merging a LoRA into such a weight changes every module that shares it (`lm_head` and
+    `embed_tokens` of a tied model), which is not the model the adapter was trained as.
+    """
+    names: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(param), []).append(name)
+    out = {}
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in targets:
+            others = [n for n in names.get(id(module.weight), []) if n != f"{name}.weight"]
+            if others:
+                out[name] = others
+    return out
+
+
 def check_targets(model: nn.Module, targets: list[str]) -> None:
     available = linear_names(model)
     missing = [t for t in targets if t not in available]
@@ -22,6 +40,13 @@ def check_targets(model: nn.Module, targets: list[str]) -> None:
         raise LlmpruneError(
             f"LoRA target(s) {', '.join(missing)} not found in the model; its linear layers are "
             f"{', '.join(sorted(available))}"
+        )
+    tied = shared_weights(model, targets)
+    if tied:
+        name, others = next(iter(tied.items()))
+        raise LlmpruneError(
+            f"LoRA target {name} shares its weight with {', '.join(others)} (tied embeddings): merging the "
+            f"adapter would change both. Leave {name.rsplit('.', 1)[-1]} out of the targets"
         )
 
 

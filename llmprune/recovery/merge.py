@@ -16,12 +16,12 @@ import torch
 from torch import nn
 
 from llmprune.errors import LlmpruneError
-from llmprune.recovery.lora import ADAPTER_FILES, linear_names
+from llmprune.recovery.lora import ADAPTER_FILES, linear_names, shared_weights
 
 
 def plan_digest(pruned_dir: str | Path) -> str | None:
     """sha256 of the folder's plan.json (identifies which pruning an adapter was trained on)."""
-    plan = Path(pruned_dir) / "plan.json"
+    plan = Path(pruned_dir).expanduser() / "plan.json"
     return hashlib.sha256(plan.read_bytes()).hexdigest() if plan.is_file() else None
 
 
@@ -44,11 +44,21 @@ def check_adapter(model: nn.Module, adapter_dir: str | Path, *, pruned_dir: str 
     if config.get("peft_type") != "LORA":
         raise LlmpruneError(f"{adapter_dir} holds a {config.get('peft_type')!r} adapter; only LoRA adapters merge")
     targets = config.get("target_modules") or []
-    targets = [targets] if isinstance(targets, str) else list(targets)
-    absent = sorted(set(targets) - linear_names(model))
-    if absent:
-        raise LlmpruneError(f"adapter {adapter_dir} targets {', '.join(absent)}, which this model does not have")
-    if pruned_dir is not None and (Path(pruned_dir) / "llmprune.json").is_file():
+    if not isinstance(targets, str):  # a string is a peft regex over module paths: peft matches it
+        absent = sorted(set(targets) - linear_names(model))
+        if absent:
+            raise LlmpruneError(f"adapter {adapter_dir} targets {', '.join(absent)}, which this model does not have")
+        tied = shared_weights(model, list(targets))
+        if tied:
+            name, others = next(iter(tied.items()))
+            raise LlmpruneError(
+                f"adapter {adapter_dir} targets {name}, which shares its weight with {', '.join(others)} (tied "
+                f"embeddings): merging would change both, unlike the model it was trained with; use it unmerged "
+                f"(peft's PeftModel) instead"
+            )
+    if pruned_dir is not None:
+        pruned_dir = Path(pruned_dir).expanduser()
+    if pruned_dir is not None and (pruned_dir / "llmprune.json").is_file():
         from llmprune.surgery.io import read_manifest
 
         merged = read_manifest(pruned_dir).get("extra", {}).get("merged_adapter")
@@ -69,9 +79,9 @@ def check_adapter(model: nn.Module, adapter_dir: str | Path, *, pruned_dir: str 
 def merge_lora(model: nn.Module, adapter_dir: str | Path, *, pruned_dir: str | Path | None = None) -> nn.Module:
     """Merge the LoRA adapter in `adapter_dir` into `model` (in place); returns the merged plain model.
 
-    Raises LlmpruneError when the adapter does not fit the model (other shapes, targets or plan; the
-    model is untouched) or when merging yields NaN/inf weights (the model may be partly merged then:
-    discard it).
+    Raises LlmpruneError when the adapter does not fit the model (other targets or plan: the model is
+    untouched; other shapes: peft may have injected LoRA layers already) or when merging yields NaN/inf
+    weights (the model may be partly merged then). After an error on shapes or merging, discard the model.
     """
     from peft import PeftModel
 

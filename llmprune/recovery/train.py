@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from llmprune.errors import LlmpruneError
 from llmprune.fsutil import atomic_write_json
-from llmprune.recovery.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from llmprune.recovery.checkpoint import find_checkpoint, load_checkpoint, remove_checkpoints, save_checkpoint
 from llmprune.recovery.config import RecoveryConfig, recovery_config
 from llmprune.recovery.data import Rows, build_datasets
 from llmprune.recovery.distill import Teacher, combine, loss_sums
@@ -144,13 +144,22 @@ def recover(
     from accelerate import Accelerator
 
     cfg = recovery_config(cfg)
-    use_cuda = torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true")
+    use_cuda = uses_cuda()
     accelerator = Accelerator(mixed_precision="bf16" if use_cuda else "no", cpu=not use_cuda)
     out_dir = Path(out_dir).expanduser().resolve()
+    fingerprint = run_fingerprint(cfg, base_info)
     if resume and (out_dir / RESULT).is_file() and find_checkpoint(out_dir) is None:
+        done = read_result(out_dir)
+        was = run_fingerprint(recovery_config(done.get("config", {})), done.get("base"))
+        changed = sorted(k for k in fingerprint if was.get(k) != fingerprint[k])
+        if changed:
+            raise LlmpruneError(
+                f"{out_dir} holds a finished run with other settings ({', '.join(changed)}); "
+                "choose another --out for this one"
+            )
         if accelerator.is_main_process:
             tqdm.write(f"{out_dir} holds a finished run; nothing to resume")
-        return read_result(out_dir)["stats"]
+        return done["stats"]
     ckpt = _prepare_out(out_dir, resume, accelerator.is_main_process)
     accum = _split(cfg, accelerator.num_processes)
     train_rows, val_rows, data_info = build_datasets(tokenizer, cfg)
@@ -166,14 +175,14 @@ def recover(
     try:
         if cfg.grad_checkpointing:
             peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        run = _Run(accelerator, peft_model, cfg, train_rows, val_rows, teacher, accum, use_cuda)
+        run = _Run(accelerator, peft_model, cfg, train_rows, val_rows, teacher, accum, use_cuda, fingerprint)
         stats = run.train(out_dir, ckpt if resume else None, progress=progress, on_step=on_step)
         stats["data"] = data_info
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             result = {"config": cfg.model_dump(mode="json"), "stats": stats, "base": dict(base_info or {})}
             _write_adapter(peft_model, out_dir, result)
-            shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
+            remove_checkpoints(out_dir)
         accelerator.wait_for_everyone()
     finally:
         if cfg.grad_checkpointing:
@@ -188,8 +197,12 @@ def recover(
 class _Run:
     """One training run's state: the prepared model/optimizer/scheduler and the loop over steps."""
 
-    def __init__(self, accelerator, peft_model, cfg: RecoveryConfig, rows: Rows, val_rows, teacher, accum, fused):
+    def __init__(
+        self, accelerator, peft_model, cfg: RecoveryConfig, rows: Rows, val_rows, teacher, accum, fused, fingerprint
+    ):
         from transformers import get_linear_schedule_with_warmup
+
+        self.fingerprint = fingerprint
 
         self.acc, self.cfg, self.rows, self.val_rows, self.teacher, self.accum = (
             accelerator,
@@ -233,7 +246,7 @@ class _Run:
         acc, cfg = self.acc, self.cfg
         start, history, tokens_done = 0, [], 0
         if ckpt is not None:
-            state = load_checkpoint(acc, ckpt, self.model, self.optimizer, self.scheduler, cfg.fingerprint())
+            state = load_checkpoint(acc, ckpt, self.model, self.optimizer, self.scheduler, self.fingerprint)
             start, history, tokens_done = state["step"], state["history"], state["tokens"]
             if acc.is_main_process:
                 tqdm.write(f"resuming from {ckpt} at step {start}")
@@ -257,7 +270,7 @@ class _Run:
             if cfg.save_every and done % cfg.save_every == 0 and done < self.steps:
                 state = {"step": done, "history": history, "tokens": tokens_done, "world_size": acc.num_processes}
                 save_checkpoint(
-                    acc, out_dir, self.model, self.optimizer, self.scheduler, {**state, "config": cfg.fingerprint()}
+                    acc, out_dir, self.model, self.optimizer, self.scheduler, {**state, "config": self.fingerprint}
                 )
             if on_step is not None:
                 on_step(done, {"loss": history[-1]})
@@ -279,7 +292,25 @@ class _Run:
         }
 
 
+def uses_cuda() -> bool:
+    """Does `recover` train on the GPU (CUDA present, and not forced to the CPU as `accelerate --cpu` does)?"""
+    return torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true")
+
+
+def run_fingerprint(cfg: RecoveryConfig, base_info: dict | None) -> dict:
+    """What a resumed run must share with the checkpoint: the settings, and the pruned model's plan."""
+    return {**cfg.fingerprint(), "base_plan_sha256": (base_info or {}).get("plan_sha256")}
+
+
 def read_result(adapter_dir: str | Path) -> dict:
     """recovery.json of a finished run ({} when absent: adapters from elsewhere merge too)."""
-    path = Path(adapter_dir) / RESULT
-    return json.loads(path.read_text()) if path.is_file() else {}
+    path = Path(adapter_dir).expanduser() / RESULT
+    if not path.is_file():
+        return {}
+    try:
+        result = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LlmpruneError(f"{path} is not valid JSON ({e}); the adapter folder is damaged, train it again") from e
+    if not isinstance(result, dict):
+        raise LlmpruneError(f"{path} is not a recovery result; the adapter folder is damaged, train it again")
+    return result

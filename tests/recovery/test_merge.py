@@ -76,6 +76,32 @@ def test_adapter_targets_missing_modules(pruned, tmp_path):
         merge_lora(model, tmp_path / "lora")
 
 
+def test_adapter_targets_as_a_peft_regex_are_left_to_peft(pruned, tmp_path):
+    src = pruned("uniform")
+    make_adapter(src, tmp_path / "lora", targets=["q_proj"])
+    cfg_file = tmp_path / "lora" / "adapter_config.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg["target_modules"] = r".*\.q_proj"
+    cfg_file.write_text(json.dumps(cfg))
+    model, _ = load_model(str(src), device="cpu")
+    reference, _ = load_model(str(src), device="cpu")
+    merged = merge_lora(model, tmp_path / "lora")
+    assert not any("lora" in n for n in merged.state_dict())
+    changed = [n for n, p in merged.state_dict().items() if not torch.equal(p, reference.state_dict()[n])]
+    assert changed and all(n.endswith("q_proj.weight") for n in changed)
+
+
+def test_adapter_on_a_tied_lm_head_is_refused(tmp_path):
+    from tests.conftest import tiny_model
+
+    lora = tmp_path / "lora"
+    lora.mkdir()
+    (lora / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "target_modules": ["lm_head"]}))
+    (lora / "adapter_model.safetensors").write_bytes(b"")
+    with pytest.raises(LlmpruneError, match="targets lm_head, which shares its weight.*tied embeddings"):
+        merge_lora(tiny_model("llama", tie_word_embeddings=True), lora)
+
+
 def test_non_finite_merge_is_refused(pruned, tmp_path, capsys):
     src = pruned("uniform")
     make_adapter(src, tmp_path / "lora", scale=1e30)  # B @ A overflows to inf

@@ -28,8 +28,8 @@ def test_recipe_prunes_recovers_merges_and_evaluates(tiny_dir, tiny_text_data, a
 
     src = tiny_dir("llama", heads=4, kv_heads=2)
     recovery = {"data": str(alpaca_file), "steps": 4, "batch_size": 4, "micro_batch_size": 2, "cutoff": 64, "lr": 1e-2}
-    report = run_recipe(_recipe(src, recovery), tmp_path / "out", progress=False)
-    out = tmp_path / "out"
+    out = tmp_path / "runs" / "out"  # runs/ does not exist yet (a fresh checkout)
+    report = run_recipe(_recipe(src, recovery), out, progress=False)
     assert report["recovery"]["steps"] == 4 and report["recovered"]["ppl"]["wikitext2"] > 1
     assert report["recovered"]["ppl"] != report["after"]["ppl"]
     saved = json.loads((out / "report.json").read_text())
@@ -39,7 +39,7 @@ def test_recipe_prunes_recovers_merges_and_evaluates(tiny_dir, tiny_text_data, a
     assert not any("lora" in n for n, _ in merged.state_dict().items())
     with torch.no_grad():
         assert torch.isfinite(merged(input_ids=torch.tensor([[3, 4, 5, 6]])).logits).all()
-    assert not [p for p in tmp_path.iterdir() if ".recovery-" in p.name]  # scratch folder removed
+    assert not [p for p in out.parent.iterdir() if ".recovery-" in p.name]  # scratch folder removed
     from llmprune.recovery import merge_lora
 
     with pytest.raises(LlmpruneError, match="already has an adapter merged"):
@@ -66,3 +66,18 @@ def test_bad_recovery_section_fails_before_pruning(tiny_dir, tiny_text_data, tmp
     with pytest.raises(LlmpruneError, match=message):
         jobs.run_recipe(_recipe(tiny_dir("llama"), recovery), tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_of_other_files_is_refused_before_any_work(tiny_dir, tiny_text_data, tmp_path, monkeypatch):
+    from llmprune import jobs
+
+    def boom(*a, **k):
+        raise AssertionError("the model was loaded before --out was checked")
+
+    monkeypatch.setattr("llmprune.models.load_model", boom)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep")
+    with pytest.raises(LlmpruneError, match="is not an earlier llmprune output.*remove it yourself"):
+        jobs.run_recipe(_recipe(tiny_dir("llama"), None), mine, progress=False)
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -61,13 +62,52 @@ def test_resume_after_a_kill_is_bit_identical(pruned, alpaca_file, tmp_path, kil
         recover(model, tok, cfg, tmp_path / "part", progress=False)
     with pytest.raises(LlmpruneError, match="different settings.*lr"):
         recover(model, tok, {**cfg, "lr": 1e-3}, tmp_path / "part", resume=True, progress=False)
+    with pytest.raises(LlmpruneError, match="different settings.*base_plan_sha256"):  # another pruned model
+        recover(model, tok, cfg, tmp_path / "part", resume=True, progress=False, base_info={"plan_sha256": "x"})
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tmp_path / "part", damaged)
+    (damaged / "checkpoint" / "state.json").write_text("{")
+    with pytest.raises(LlmpruneError, match="state.json is damaged"):
+        recover(model, tok, cfg, damaged, resume=True, progress=False)
+    shutil.copytree(tmp_path / "part" / "checkpoint", tmp_path / "part" / ".checkpoint.old")  # a kill mid-rename
     resumed = recover(model, tok, cfg, tmp_path / "part", resume=True, progress=False)
     assert resumed["start_step"] == kill_at and resumed["losses"] == full["losses"]
+    assert not [p for p in (tmp_path / "part").iterdir() if "checkpoint" in p.name]  # none left to resume from
     a = load_file(str(tmp_path / "full" / "adapter_model.safetensors"))
     b = load_file(str(tmp_path / "part" / "adapter_model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     again = recover(model, tok, cfg, tmp_path / "part", resume=True, progress=False)  # finished: no-op
     assert again["losses"] == full["losses"]
+    with pytest.raises(LlmpruneError, match="finished run with other settings.*lr"):
+        recover(model, tok, {**cfg, "lr": 1e-3}, tmp_path / "part", resume=True, progress=False)
+
+
+def test_a_checkpoint_of_other_shapes_is_refused(pruned, alpaca_file, tmp_path):
+    cfg = {**BASE, "data": str(alpaca_file), "steps": 5}
+
+    def kill(step, _):
+        if step == 3:
+            raise Killed
+
+    model, tok = load_model(str(pruned("uniform")), device="cpu")
+    with pytest.raises(Killed):
+        recover(model, tok, cfg, tmp_path / "part", progress=False, on_step=kill)
+    other, tok = load_model(str(pruned("nonuniform")), device="cpu")
+    with pytest.raises(LlmpruneError, match="LoRA tensors of other shapes.*another model"):
+        recover(other, tok, cfg, tmp_path / "part", resume=True, progress=False)
+
+
+def test_tied_embeddings_cannot_be_a_lora_target():
+    """LoRA on a tied lm_head would, once merged, also change the input embeddings."""
+    from llmprune.recovery.lora import check_targets, shared_weights
+    from tests.conftest import tiny_model
+
+    tied = tiny_model("llama", tie_word_embeddings=True)
+    assert shared_weights(tied, ["lm_head"]) == {"lm_head": ["model.embed_tokens.weight"]}
+    with pytest.raises(LlmpruneError, match="lm_head shares its weight with model.embed_tokens.weight"):
+        check_targets(tied, ["q_proj", "lm_head"])
+    check_targets(tied, ["q_proj", "v_proj"])
+    check_targets(tiny_model("llama", tie_word_embeddings=False), ["q_proj", "lm_head"])
 
 
 def test_micro_batch_split_does_not_change_the_result(pruned, text_file, tmp_path):
