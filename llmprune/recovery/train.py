@@ -248,6 +248,11 @@ class _Run:
         if ckpt is not None:
             state = load_checkpoint(acc, ckpt, self.model, self.optimizer, self.scheduler, self.fingerprint)
             start, history, tokens_done = state["step"], state["history"], state["tokens"]
+            if start > self.steps:
+                raise LlmpruneError(
+                    f"{ckpt} is at step {start}, past this run's {self.steps} steps; resume with --steps {start} "
+                    "or more (or the same --epochs), or choose another --out"
+                )
             if acc.is_main_process:
                 tqdm.write(f"resuming from {ckpt} at step {start}")
         self.model.train()

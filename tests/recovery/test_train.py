@@ -62,6 +62,8 @@ def test_resume_after_a_kill_is_bit_identical(pruned, alpaca_file, tmp_path, kil
         recover(model, tok, cfg, tmp_path / "part", progress=False)
     with pytest.raises(LlmpruneError, match="different settings.*lr"):
         recover(model, tok, {**cfg, "lr": 1e-3}, tmp_path / "part", resume=True, progress=False)
+    with pytest.raises(LlmpruneError, match=f"at step {kill_at}, past this run's 3 steps"):
+        recover(model, tok, {**cfg, "steps": 3}, tmp_path / "part", resume=True, progress=False)
     with pytest.raises(LlmpruneError, match="different settings.*base_plan_sha256"):  # another pruned model
         recover(model, tok, cfg, tmp_path / "part", resume=True, progress=False, base_info={"plan_sha256": "x"})
     damaged = tmp_path / "damaged"
