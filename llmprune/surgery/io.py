@@ -126,9 +126,9 @@ def save_pruned(
 ) -> Path:
     """Write the pruned `model` (and `plan`, manifest, tokenizer) to `out_dir` atomically; returns the path.
 
-    With `verify` (default) the folder is loaded back with `load_pruned` on the model's device and its
-    logits on a fixed input must match the in-memory model's, else LlmpruneError and nothing is written.
-    `verify=False` skips the reload (it needs memory for a second copy of the model).
+    With `verify` (default) the folder is loaded back with `load_pruned` and must match the in-memory
+    model (`verify_reload`: probe logits on the model's device, or every tensor on the CPU when the GPU
+    has no room for a second copy), else LlmpruneError and nothing is written. `verify=False` skips it.
     """
     manifest = build_manifest(model, plan, extra)
     param = next(model.parameters())
@@ -145,19 +145,49 @@ def save_pruned(
                 tokenizer.save_pretrained(tmp)
             if ref is not None:
                 attn = getattr(model.config, "_attn_implementation", None)
-                load = lambda: load_pruned(tmp, dtype=param.dtype, attn=attn, device=param.device)  # noqa: E731
-                verify_reload(load, ref, ids, param.dtype)
+                dev, by = reload_plan(model)
+                load = lambda: load_pruned(tmp, dtype=param.dtype, attn=attn, device=dev)  # noqa: E731
+                verify_reload(load, model, ids, ref, by=by)
     except OSError as e:  # unwritable or full disk: atomic_dir has removed its temporary folder
         raise LlmpruneError(f"cannot write {out_dir}: {e}; choose another output path") from e
     return Path(out_dir).expanduser().resolve()
 
 
-def verify_reload(load: Callable[[], nn.Module], ref: torch.Tensor, ids: torch.Tensor, dtype: torch.dtype) -> None:
-    """Load a just-written folder with `load()`; its `probe_logits` on `ids` must equal `ref` (the in-memory
-    model's) to 1e-4 relative in fp32, 2e-2 in half precision. Else LlmpruneError: the caller writes nothing."""
+RELOAD_MARGIN = 512 * 2**20  # bytes kept free beyond a second copy's weights when reloading on the GPU
+
+
+def model_bytes(model: nn.Module) -> int:
+    unique = {t.data_ptr(): t for t in model.state_dict().values()}  # tied weights once
+    return sum(t.numel() * t.element_size() for t in unique.values())
+
+
+def reload_fits(free: int, weights: int) -> bool:
+    """Is there room for a second copy of `weights` bytes (and its probe) in `free` bytes?"""
+    return free >= weights * 1.05 + RELOAD_MARGIN
+
+
+def reload_plan(model: nn.Module) -> tuple[torch.device, str]:
+    """How a just-written folder is checked: loaded on the model's device when a second copy fits there
+    ("logits": the probe logits are compared), else on the CPU ("weights": every tensor, bit for bit)."""
+    device = next(model.parameters()).device
+    if device.type == "cuda" and not reload_fits(torch.cuda.mem_get_info(device)[0], model_bytes(model)):
+        return torch.device("cpu"), "weights"
+    return device, "logits"
+
+
+def verify_reload(
+    load: Callable[[], nn.Module], model: nn.Module, ids: torch.Tensor, ref: torch.Tensor, *, by: str = "logits"
+) -> None:
+    """Load a just-written folder with `load()` and check it against the in-memory `model`.
+
+    `by="logits"`: its `probe_logits` on `ids` must equal `ref` (the model's) to 1e-4 relative in fp32,
+    2e-2 in half precision. `by="weights"` (loaded on the CPU when the GPU has no room for a second copy,
+    see `reload_plan`): every tensor must equal the model's bit for bit. Else LlmpruneError: the caller
+    writes nothing.
+    """
     try:
         reloaded = load()
-        got = probe_logits(reloaded, ids)
+        got = probe_logits(reloaded, ids.to(next(reloaded.parameters()).device)) if by == "logits" else None
     except torch.OutOfMemoryError as e:
         raise LlmpruneError(
             "out of memory loading the written folder back to check it (a second copy of the model); free "
@@ -167,14 +197,34 @@ def verify_reload(load: Callable[[], nn.Module], ref: torch.Tensor, ids: torch.T
         raise LlmpruneError(
             f"the written folder does not load back ({type(e).__name__}: {e}); nothing was written"
         ) from e
+    if got is None:
+        _same_weights(reloaded, model)
+        return
     del reloaded
+    dtype = next(model.parameters()).dtype
     tol = 1e-4 if dtype == torch.float32 else 2e-2
-    err = (got - ref).abs().max().item()
+    err = (got.to(ref.device) - ref).abs().max().item()
     if not err <= tol * max(1.0, ref.abs().max().item()):
         raise LlmpruneError(
             f"the written folder loads back with different logits (max |diff| {err:.3g}); nothing was written. "
             "This is a bug in llmprune: please report it"
         )
+
+
+def _same_weights(reloaded: nn.Module, model: nn.Module) -> None:
+    got, want = reloaded.state_dict(), model.state_dict()
+    if got.keys() != want.keys():
+        diff = sorted(got.keys() ^ want.keys())
+        raise LlmpruneError(
+            f"the written folder loads back with other tensors ({', '.join(diff[:3])}); nothing was written. "
+            "This is a bug in llmprune: please report it"
+        )
+    for name, tensor in want.items():  # one tensor at a time onto the CPU
+        if got[name].dtype != tensor.dtype or not torch.equal(got[name], tensor.to(got[name].device)):
+            raise LlmpruneError(
+                f"the written folder loads back with a different {name}; nothing was written. "
+                "This is a bug in llmprune: please report it"
+            )
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
