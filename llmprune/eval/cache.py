@@ -196,9 +196,7 @@ class ResultCache:
                 raise LlmpruneError(
                     f"--cache {self.path}: line {n} is not JSON ({e.msg}); pass a new --cache path"
                 ) from e
-            if n == 1:
-                if not isinstance(row, dict) or row.get("format") != FORMAT:
-                    raise _not_a_cache(self.path)
+            if n == 1:  # its format and version: check_cache_file
                 if row.get("model") != self.fingerprint:
                     raise LlmpruneError(
                         f"--cache {self.path} holds results of another model or tokenizer (fingerprint "

@@ -148,10 +148,6 @@ def _form(obj: dict) -> str:
     return "contexts" if "contexts" in obj else "choices"
 
 
-def _scored_parts(obj: dict) -> list[str]:
-    return list(obj["choices"]) if _form(obj) == "choices" else [obj["continuation"]]
-
-
 def read_task_file(path: Path) -> list[Example]:
     """Every example of a task file; raises LlmpruneError naming the line and the problem."""
     try:
@@ -169,7 +165,8 @@ def read_task_file(path: Path) -> list[Example]:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise LlmpruneError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from e
-        examples.append(parse_example(obj, where, len(examples)))
+        example = parse_example(obj, where, len(examples))
+        examples.append(example)
         form = _form(obj)
         if first_form is None:
             first_form = (form, n)
@@ -178,7 +175,7 @@ def read_task_file(path: Path) -> list[Example]:
                 f"{where}: uses the {form!r} form but line {first_form[1]} the {first_form[0]!r} form; "
                 f"one task file holds one form"
             )
-        if not all(part.startswith(TARGET_DELIMITER) for part in _scored_parts(obj)):
+        if not all(cont.startswith(TARGET_DELIMITER) for _, cont in example.requests):
             undelimited.append(n)
     if not examples:
         raise LlmpruneError(f"{path}: no examples (the file is empty)")

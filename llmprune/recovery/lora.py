@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
 
 from llmprune.errors import LlmpruneError
@@ -41,12 +43,17 @@ def check_targets(model: nn.Module, targets: list[str]) -> None:
             f"LoRA target(s) {', '.join(missing)} not found in the model; its linear layers are "
             f"{', '.join(sorted(available))}"
         )
+    refuse_tied(model, targets, lambda name: f"LoRA target {name}", "leave it out of the targets")
+
+
+def refuse_tied(model: nn.Module, targets: list[str], subject: Callable[[str], str], fix: str) -> None:
+    """LlmpruneError when a target shares its weight with another module (`shared_weights`)."""
     tied = shared_weights(model, targets)
     if tied:
         name, others = next(iter(tied.items()))
         raise LlmpruneError(
-            f"LoRA target {name} shares its weight with {', '.join(others)} (tied embeddings): merging the "
-            f"adapter would change both. Leave {name.rsplit('.', 1)[-1]} out of the targets"
+            f"{subject(name)} shares its weight with {', '.join(others)} (tied embeddings): merging would change "
+            f"both, unlike the model trained; {fix}"
         )
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from llmprune.errors import LlmpruneError
-from llmprune.recovery.lora import ADAPTER_FILES, linear_names, shared_weights
+from llmprune.recovery.lora import ADAPTER_FILES, linear_names, refuse_tied
 
 
 def plan_digest(pruned_dir: str | Path) -> str | None:
@@ -48,14 +48,8 @@ def check_adapter(model: nn.Module, adapter_dir: str | Path, *, pruned_dir: str 
         absent = sorted(set(targets) - linear_names(model))
         if absent:
             raise LlmpruneError(f"adapter {adapter_dir} targets {', '.join(absent)}, which this model does not have")
-        tied = shared_weights(model, list(targets))
-        if tied:
-            name, others = next(iter(tied.items()))
-            raise LlmpruneError(
-                f"adapter {adapter_dir} targets {name}, which shares its weight with {', '.join(others)} (tied "
-                f"embeddings): merging would change both, unlike the model it was trained with; use it unmerged "
-                f"(peft's PeftModel) instead"
-            )
+        subject = lambda name: f"adapter {adapter_dir} targets {name}, which"  # noqa: E731
+        refuse_tied(model, list(targets), subject, "use it unmerged (peft's PeftModel)")
     if pruned_dir is not None:
         pruned_dir = Path(pruned_dir).expanduser()
     if pruned_dir is not None and (pruned_dir / "llmprune.json").is_file():

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from llmprune.fsutil import atomic_dir
-from llmprune.surgery.io import probe_ids, probe_logits, reload_plan, verify_reload
+from llmprune.surgery.io import probe_ids, probe_logits, verify_reload
 
 REPORT = "report.json"
 
@@ -39,6 +39,5 @@ def save_sparse(model: nn.Module, tokenizer, out: str | Path, report: dict, *, v
             tokenizer.save_pretrained(tmp)
         (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         if ref is not None:
-            dev, by = reload_plan(model)
-            verify_reload(lambda: _load_plain(tmp, param.dtype, dev), model, ids, ref, by=by)
+            verify_reload(lambda device: _load_plain(tmp, param.dtype, device), model, ids, ref)
     return out.resolve()

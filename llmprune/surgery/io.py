@@ -145,9 +145,8 @@ def save_pruned(
                 tokenizer.save_pretrained(tmp)
             if ref is not None:
                 attn = getattr(model.config, "_attn_implementation", None)
-                dev, by = reload_plan(model)
-                load = lambda: load_pruned(tmp, dtype=param.dtype, attn=attn, device=dev)  # noqa: E731
-                verify_reload(load, model, ids, ref, by=by)
+                load = lambda device: load_pruned(tmp, dtype=param.dtype, attn=attn, device=device)  # noqa: E731
+                verify_reload(load, model, ids, ref)
     except OSError as e:  # unwritable or full disk: atomic_dir has removed its temporary folder
         raise LlmpruneError(f"cannot write {out_dir}: {e}; choose another output path") from e
     return Path(out_dir).expanduser().resolve()
@@ -176,18 +175,18 @@ def reload_plan(model: nn.Module) -> tuple[torch.device, str]:
 
 
 def verify_reload(
-    load: Callable[[], nn.Module], model: nn.Module, ids: torch.Tensor, ref: torch.Tensor, *, by: str = "logits"
+    load: Callable[[torch.device], nn.Module], model: nn.Module, ids: torch.Tensor, ref: torch.Tensor
 ) -> None:
-    """Load a just-written folder with `load()` and check it against the in-memory `model`.
+    """Load a just-written folder with `load(device)` and check it against the in-memory `model`.
 
-    `by="logits"`: its `probe_logits` on `ids` must equal `ref` (the model's) to 1e-4 relative in fp32,
-    2e-2 in half precision. `by="weights"` (loaded on the CPU when the GPU has no room for a second copy,
-    see `reload_plan`): every tensor must equal the model's bit for bit. Else LlmpruneError: the caller
-    writes nothing.
+    Where `reload_plan` says: on the model's device its `probe_logits` on `ids` must equal `ref` (the
+    model's) to 1e-4 relative in fp32, 2e-2 in half precision; on the CPU (no room on the GPU for a second
+    copy) every tensor must equal the model's bit for bit. Else LlmpruneError: the caller writes nothing.
     """
+    device, by = reload_plan(model)
     try:
-        reloaded = load()
-        got = probe_logits(reloaded, ids.to(next(reloaded.parameters()).device)) if by == "logits" else None
+        reloaded = load(device)
+        got = probe_logits(reloaded, ids) if by == "logits" else None
     except torch.OutOfMemoryError as e:
         raise LlmpruneError(
             "out of memory loading the written folder back to check it (a second copy of the model); free "
@@ -203,7 +202,7 @@ def verify_reload(
     del reloaded
     dtype = next(model.parameters()).dtype
     tol = 1e-4 if dtype == torch.float32 else 2e-2
-    err = (got.to(ref.device) - ref).abs().max().item()
+    err = (got - ref).abs().max().item()
     if not err <= tol * max(1.0, ref.abs().max().item()):
         raise LlmpruneError(
             f"the written folder loads back with different logits (max |diff| {err:.3g}); nothing was written. "
