@@ -14,11 +14,11 @@ import copy
 import json
 import time
 
-from llmprune.config import PruneConfig
 from llmprune.data import load_text
 from llmprune.eval.ppl import perplexity
 from llmprune.models import count_params, load_model
-from llmprune.pipeline import prune_model
+from llmprune.prune.config import PruneConfig
+from llmprune.prune.pipeline import prune_model
 
 ROWS = [(m, "sum") for m in ("element1", "element2", "vector", "magnitude", "l2", "activation", "random")] + [
     ("element1", a) for a in ("mean", "max", "prod", "last")

@@ -68,8 +68,8 @@ def reset_peak(device: str) -> None:
 
 
 def ours(model, args) -> dict:
-    from llmprune.config import PruneConfig
-    from llmprune.pipeline import plan_pruning
+    from llmprune.prune.config import PruneConfig
+    from llmprune.prune.pipeline import plan_pruning
     from llmprune.surgery import prune_
 
     g = torch.Generator().manual_seed(0)  # random tokens: this measures speed, not quality

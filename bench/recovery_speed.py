@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from llmprune.plan import BaseShape, LayerPlan, PrunePlan
+from llmprune.prune.plan import BaseShape, LayerPlan, PrunePlan
 from llmprune.recovery import RecoveryConfig, recover
 from llmprune.recovery.data import alpaca_examples, load_source
 from llmprune.recovery.lora import attach_lora

@@ -55,7 +55,9 @@ def main() -> None:
     print(f"{'dense':<18}{0:>9.3f}{0:>9.1f}{base:>10.2f}{1:>9.2f}", flush=True)
     for label, method, sparsity, pattern, sequential in rows:
         model = copy.deepcopy(dense)
-        cfg = SparsifyConfig(method, sparsity, pattern, calib=copy.deepcopy(calib), sequential=sequential)
+        cfg = SparsifyConfig(
+            method=method, sparsity=sparsity, pattern=pattern, calib=copy.deepcopy(calib), sequential=sequential
+        )
         t = time.perf_counter()
         report = sparsify_(model, cfg, tok, batches=batches, progress=False)
         secs = time.perf_counter() - t

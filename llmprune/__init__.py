@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmprune.errors import LlmpruneError
-
-__version__ = "0.1.0"
+from llmprune.version import __version__
 
 __all__ = ["LlmpruneError", "__version__", "load_model", "load_pruned"]
 

@@ -1,49 +1,47 @@
 """Recipes: YAML files that describe a whole job (prune -> [recover -> merge] -> eval), validated on load.
 
-Unknown keys and bad values raise an error naming the field. `--set a.b=value` overrides any field
-(the value is parsed as YAML, so numbers, booleans, null and lists work).
+A recipe is the configs of the steps it runs (`PruneConfig`, `EvalConfig`, `RecoveryConfig`), each
+validated by its own pydantic model. Unknown keys and bad values raise an error naming the field.
+`--set a.b=value` overrides any field (the value is parsed as YAML, so numbers, booleans, null and
+lists work). Reading a recipe does not load torch.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from llmprune.config import PruneConfig
-from llmprune.errors import LlmpruneError, describe_validation
+from llmprune.errors import LlmpruneError, validate_config
+from llmprune.eval.config import EvalConfig
+from llmprune.models.options import DtypeName, check_device
+from llmprune.prune.config import PruneConfig
+from llmprune.recovery.config import RecoveryConfig
+
+__all__ = ["EvalConfig", "Recipe", "load_recipe", "parse_overrides", "recipe_from_dict"]
 
 RECIPE_VERSION = 1
 
 
-class EvalConfig(BaseModel):
-    """What to measure before and after pruning."""
-
-    model_config = ConfigDict(extra="forbid")
-    ppl: list[str] = Field(default_factory=lambda: ["wikitext2"], description="perplexity datasets")
-    seq_len: int = Field(128, ge=2, description="perplexity window length")
-    max_windows: int | None = Field(256, ge=1, description="score only the first N windows (null: all)")
-    batch_size: int = Field(8, ge=1, description="windows per forward pass")
-    tasks: list[str] = Field(default_factory=list, description="zero-shot tasks (boolq, piqa, ...)")
-    limit: int | None = Field(None, ge=1, description="examples per task (null: all)")
-    scorer: Literal["shared-prefix", "lm-eval"] = Field(
-        "shared-prefix", description="zero-shot scorer (as llmprune eval --scorer)"
-    )
-    before: bool = Field(True, description="also evaluate the dense model, for a before/after table")
-
-
 class Recipe(BaseModel):
+    """A whole job: the model, how to prune it, and optionally how to evaluate and recover it."""
+
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(RECIPE_VERSION, description="recipe format version")
+    version: int = Field(RECIPE_VERSION, ge=1, le=RECIPE_VERSION, description="recipe format version")
     name: str | None = Field(None, description="run name (default: the file name)")
     model: str = Field(..., description="hub id, local folder, .gguf file or alias (smollm2-135m)")
-    dtype: str = Field("auto", description="auto, float32, bfloat16, float16")
-    device: str = Field("auto", description="auto, cpu, cuda")
+    dtype: DtypeName = Field("auto", description="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     prune: PruneConfig = Field(default_factory=PruneConfig)
-    eval: EvalConfig | None = Field(None, description="evaluation; omit to skip")
-    recovery: dict[str, Any] | None = Field(None, description="LoRA recovery settings; omit to skip")
+    eval: EvalConfig | None = Field(None, description="evaluation (llmprune.eval.EvalConfig); omit to skip")
+    recovery: RecoveryConfig | None = Field(None, description="LoRA recovery (RecoveryConfig); omit to skip")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        return check_device(v)
 
     def yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -77,14 +75,11 @@ def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
 
 def recipe_from_dict(data: dict, *, source: str = "recipe") -> Recipe:
     version = data.get("version", RECIPE_VERSION)
-    if not isinstance(version, int) or version > RECIPE_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= RECIPE_VERSION:
         raise LlmpruneError(
             f"{source}: recipe version {version!r} is not supported (this llmprune reads {RECIPE_VERSION})"
         )
-    try:
-        return Recipe.model_validate(data)
-    except ValidationError as e:
-        raise LlmpruneError(f"{source}: invalid recipe: {describe_validation(e.errors())}") from e
+    return validate_config(Recipe, data, what=f"recipe {source}")
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

@@ -16,63 +16,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if "LLMPRUNE_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
     os.environ["LLMPRUNE_DATA_DIR"] = str(SHARED_DATA)
 
-FAMILIES = ("llama", "mistral", "qwen2")
-
-
-def tiny_config(family: str = "llama", *, heads: int = 4, kv_heads: int | None = None, **overrides):
-    """A tiny random config of `family` (llama, mistral, qwen2). Qwen2 has q/k/v biases."""
-    from transformers import AutoConfig
-
-    kv_heads = heads if kv_heads is None else kv_heads
-    head_dim = overrides.pop("head_dim", 8)
-    kw = dict(
-        vocab_size=128,
-        hidden_size=overrides.pop("hidden_size", heads * head_dim),
-        intermediate_size=48,
-        num_hidden_layers=3,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        head_dim=head_dim,
-        max_position_embeddings=64,
-        tie_word_embeddings=False,
-        attn_implementation="eager",
-    )
-    kw.update(overrides)
-    return AutoConfig.for_model(family, **kw)
-
-
-def tiny_model(family: str = "llama", *, seed: int = 0, **kw):
-    """A tiny random causal LM in fp32 eval mode; norms and biases randomised so tests see them."""
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(tiny_config(family, **kw), dtype=torch.float32)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.uniform_(0.5, 1.5)
-            elif name.endswith("bias"):
-                p.normal_(0, 0.1)
-    return model.eval()
-
-
-def word_tokenizer(vocab_size: int = 128):
-    """A word-level fast tokenizer over tokens t0..t{vocab-1} (whitespace split), saveable like any HF one."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {f"t{i}": i for i in range(vocab_size)}
-    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="t0"))
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="t0", eos_token="t1")
-
-
-def save_tiny(path, family: str = "llama", **kw):
-    """Save a tiny random model + word tokenizer as a local HF folder; returns the in-memory model."""
-    model = tiny_model(family, **kw)
-    model.save_pretrained(path)
-    word_tokenizer(model.config.vocab_size).save_pretrained(path)
-    return model
+from tests.tiny import save_tiny, tiny_model  # noqa: E402  (after the environment above is set)
 
 
 @pytest.fixture

@@ -1,4 +1,7 @@
-"""`llmprune bench MODEL [--baseline OTHER]`: size, memory, prefill latency and decode throughput."""
+"""`llmprune bench MODEL [--baseline OTHER]`: size, memory, prefill latency and decode throughput.
+
+Every measurement option fills a field of `llmprune.perf.config.BenchConfig` (default and help are that field's).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,10 @@ from typing import Annotated
 
 import typer
 
-from llmprune.cli.common import Device, Dtype, ModelArg, console, split_list, table, write_json
+from llmprune.cli.common import ModelArg, build_config, console, option, split_list, table, write_json
 from llmprune.errors import LlmpruneError
-from llmprune.eval.bench_table import bench_rows
+from llmprune.perf.config import BenchConfig
+from llmprune.perf.table import bench_rows
 
 
 def command(
@@ -17,32 +21,34 @@ def command(
     baseline: Annotated[
         str | None, typer.Option(help="A second model measured in the same run (interleaved); prints ratios.")
     ] = None,
-    device: Device = "cpu",
-    dtype: Dtype = "auto",
-    prompt_len: Annotated[int, typer.Option(help="Prompt tokens (random ids, same for both models).")] = 128,
-    new_tokens: Annotated[int, typer.Option(help="Tokens generated per run (greedy, never stops early).")] = 32,
-    batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,16",
-    repeats: Annotated[int, typer.Option(help="Timed runs per model and batch size (median reported).")] = 3,
-    memory: Annotated[bool, typer.Option(help="Measure peak memory (CPU: one extra process per model).")] = True,
+    device: str = option(BenchConfig, "device"),
+    dtype: str = option(BenchConfig, "dtype"),
+    prompt_len: int = option(BenchConfig, "prompt_len"),
+    new_tokens: int = option(BenchConfig, "new_tokens"),
+    batch_sizes: str = option(BenchConfig, "batch_sizes", help="comma-separated batch sizes"),
+    repeats: int = option(BenchConfig, "repeats"),
+    memory: bool = option(BenchConfig, "memory"),
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON to this file.")] = None,
 ) -> None:
     """Benchmark MODEL: parameters, bytes on disk, peak memory, prefill latency, decode tokens/s."""
-    from llmprune.eval.bench import BenchConfig, bench
+    from llmprune.perf.bench import bench
 
     try:
         sizes = tuple(int(x) for x in split_list(batch_sizes))
     except ValueError as e:
         raise LlmpruneError(f"--batch-sizes must be comma-separated integers, e.g. 1,16 (got {batch_sizes!r})") from e
-    cfg = BenchConfig(
-        device=device,
-        dtype=dtype,
-        prompt_len=prompt_len,
-        new_tokens=new_tokens,
-        batch_sizes=sizes,
-        repeats=repeats,
-        memory=memory,
+    cfg = build_config(
+        BenchConfig,
+        {
+            "device": device,
+            "dtype": dtype,
+            "prompt_len": prompt_len,
+            "new_tokens": new_tokens,
+            "batch_sizes": sizes,
+            "repeats": repeats,
+            "memory": memory,
+        },
     )
-    cfg.validate()
     if json_out is not None:
         from llmprune.fsutil import check_writable_parent
 
@@ -53,6 +59,7 @@ def command(
     title = f"bench: {result['device_name']}, {threads} thread{'s' * (threads != 1)}, {result['config']['dtype']}"
     table(title, columns, bench_rows(result))
     console.print(
-        f"median of {repeats} runs, prompt {prompt_len} tokens, {new_tokens} new tokens; {result['seconds']:.0f} s"
+        f"median of {cfg.repeats} runs, prompt {cfg.prompt_len} tokens, {cfg.new_tokens} new tokens; "
+        f"{result['seconds']:.0f} s"
     )
     write_json(json_out, result)

@@ -1,29 +1,64 @@
-"""Helpers shared by CLI commands: option types, list parsing, JSON output, tables."""
+"""Helpers shared by CLI commands: options derived from the config fields, list parsing, JSON output, tables.
+
+An option's default and help come from the pydantic config it fills (`option(PruneConfig, "ratio")`),
+so the CLI never restates a default; errors name the option (`--ratio: ...`).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from llmprune.errors import as_option, validate_config
 from llmprune.fsutil import atomic_write_json
+from llmprune.recipes import Recipe
 
 console = Console(stderr=True)
+T = TypeVar("T", bound=BaseModel)
+
+
+def _help(text: str | None) -> str:
+    text = (text or "").strip()
+    return text[:1].upper() + text[1:] + ("" if not text or text.endswith(".") else ".")
+
+
+def field_default(cfg: type[BaseModel], field: str) -> Any:
+    """The default of a config field (list defaults as comma-separated text, as the CLI takes them)."""
+    default = cfg.model_fields[field].get_default(call_default_factory=True)
+    return ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+
+
+def option(cfg: type[BaseModel], field: str, *decls: str, default: Any = ..., help: str | None = None) -> Any:
+    """A typer option whose default and help are those of `cfg`'s field `field` (one definition of both)."""
+    value = field_default(cfg, field) if default is ... else default
+    return typer.Option(value, *decls, help=_help(help or cfg.model_fields[field].description))
+
+
+def build_config(cfg: type[T], data: dict, *, flags: Mapping[tuple, str] | None = None) -> T:
+    """Validate command-line values into `cfg`; an error names the option (`--samples: ...`, with the value)."""
+    flags = flags or {}
+
+    def name(loc: Sequence[Any]) -> str:
+        if not loc:  # a check across several fields
+            return flags.get((), "options")
+        return next((flag for key, flag in flags.items() if key and tuple(loc[: len(key)]) == key), as_option(loc))
+
+    return validate_config(cfg, data, what="options", name=name, show_input=True)
+
 
 # Arguments and options that several commands take (same name, same meaning, same help).
 ModelArg = Annotated[str, typer.Argument(help="Hub id, local folder, .gguf file, llmprune folder or smollm2-135m.")]
-Dtype = Annotated[str, typer.Option(help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16.")]
-Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")]
-CalibSource = Annotated[
-    str, typer.Option("--calib", help="Calibration source: c4, wikitext2 (valid), alpaca, or a file.")
-]
-CalibSamples = Annotated[int, typer.Option("--samples", help="Calibration windows.")]
-CalibSeqLen = Annotated[int, typer.Option("--seq-len", help="Tokens per calibration window.")]
-CalibSeed = Annotated[int, typer.Option("--seed", help="Seed of the calibration window sampling.")]
+Dtype = Annotated[str, typer.Option(help=_help(Recipe.model_fields["dtype"].description))]
+Device = Annotated[str, typer.Option(help=_help(Recipe.model_fields["device"].description))]
+CALIB_FLAGS = {("calib", "source"): "--calib", ("calib", "samples"): "--samples", ("calib", "seq_len"): "--seq-len"}
+CALIB_FLAGS |= {("calib", "seed"): "--seed"}
 
 
 def split_list(value: str | None) -> list[str]:

@@ -31,9 +31,10 @@ def command(
     ] = True,
 ) -> None:
     """List the groups of parameters that must be pruned together (no calibration data needed)."""
-    from llmprune.graph import build_groups, describe, parse_layer_range
+    from llmprune.arch import describe
+    from llmprune.graph import build_groups, parse_layer_range
     from llmprune.graph.build import check_kinds
-    from llmprune.graph.skeleton import load_skeleton
+    from llmprune.models.skeleton import load_skeleton
 
     t0 = time.perf_counter()
     kinds = check_kinds(split_list(kind) or None)  # bad options fail before the model is read
@@ -76,7 +77,7 @@ def _print(spec: str, lay, groups, ids: range) -> None:
     rows = [[f"{a}" if a == b else f"{a}-{b}", *key] for a, b, key in runs]
     biases = ", ".join(k for k, v in (("qkv", lay.qkv_bias), ("o", lay.o_bias), ("mlp", lay.mlp_bias)) if v) or "none"
     table(
-        f"{spec} ({lay.model_type}, {lay.num_layers} layers)",
+        f"{spec} ({lay.family}, {lay.num_layers} layers)",
         ["layers", "heads", "KV heads", "heads per KV", "MLP channels", "members per group"],
         rows,
     )
@@ -89,5 +90,5 @@ def _print(spec: str, lay, groups, ids: range) -> None:
         if g.kind == "hidden":
             out.print(
                 f"hidden group: {g.units} channels, {len(g.members)} members across all {lay.num_layers} layers "
-                f"(embedding{'' if lay.tied else ', lm_head'}, {2 * lay.num_layers + 1} norms, every projection)"
+                f"(embedding{'' if lay.tied else ', lm_head'}, {len(lay.hidden_norms())} norms, every projection)"
             )

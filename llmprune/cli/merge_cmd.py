@@ -17,13 +17,14 @@ def command(
     """Merge LORA_DIR into PRUNED_DIR and save a standalone model (loads without peft)."""
     from llmprune.cli.common import console
     from llmprune.fsutil import check_replaceable, check_writable_parent
-    from llmprune.models import count_params, load_model
+    from llmprune.models.load import load_model
+    from llmprune.models.params import count_params
     from llmprune.recovery import merge_lora, save_merged
-    from llmprune.surgery.io import MANIFEST, read_manifest
+    from llmprune.runfolder import PRUNED_MARKERS, RunFolder
 
-    read_manifest(pruned_dir)
+    RunFolder(pruned_dir).read_manifest()
     check_writable_parent(out)
-    check_replaceable(out, (MANIFEST,))
+    check_replaceable(out, PRUNED_MARKERS)
     model, tok = load_model(str(pruned_dir), dtype=dtype, device="cpu")
     merged = merge_lora(model, lora_dir, pruned_dir=pruned_dir)
     path = save_merged(merged, pruned_dir, out, tokenizer=tok, extra={"merged_adapter": str(lora_dir.resolve())})

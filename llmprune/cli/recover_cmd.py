@@ -1,5 +1,6 @@
 """`llmprune recover PRUNED_DIR --data alpaca --out LORA_DIR`: LoRA fine-tuning (+ distillation) of a pruned model.
 
+Every training option fills a field of `RecoveryConfig` (its default and help are that field's).
 Runs under `accelerate launch -m llmprune recover ...` for several processes / GPUs.
 """
 
@@ -10,38 +11,38 @@ from typing import Annotated
 
 import typer
 
-from llmprune.cli.common import split_list, table
-from llmprune.recovery.config import LLAMA_TARGETS
+from llmprune.cli.common import build_config, option, split_list, table
+from llmprune.recovery.config import RecoveryConfig as R
 
 
 def command(
     pruned_dir: Annotated[str, typer.Argument(help="Pruned model folder (or any model llmprune loads).")],
     out: Annotated[Path, typer.Option(help="Output folder for the LoRA adapter and checkpoints.")],
-    data: Annotated[str, typer.Option(help="alpaca, c4, wikitext2, or a file (Alpaca .json/.jsonl, text).")] = "alpaca",
-    steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides --epochs).")] = None,
-    epochs: Annotated[float, typer.Option(help="Passes over the data when --steps is not given.")] = 2.0,
-    batch_size: Annotated[int, typer.Option(help="Rows of --cutoff tokens per step (all processes).")] = 64,
-    micro_batch_size: Annotated[int, typer.Option(help="Rows per forward/backward pass.")] = 4,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-4,
-    warmup_steps: Annotated[int, typer.Option(help="Linear warmup steps (at most 10% of the run).")] = 100,
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
-    lora_alpha: Annotated[float, typer.Option(help="LoRA alpha.")] = 16,
-    lora_dropout: Annotated[float, typer.Option(help="LoRA dropout.")] = 0.05,
-    targets: Annotated[str, typer.Option(help="Comma-separated module names to adapt.")] = ",".join(LLAMA_TARGETS),
-    cutoff: Annotated[int, typer.Option(help="Tokens per row; longer examples are truncated.")] = 256,
-    train_on_inputs: Annotated[bool, typer.Option(help="Also take loss on the Alpaca prompt.")] = True,
-    max_examples: Annotated[int | None, typer.Option(help="Use only N (shuffled) examples.")] = None,
-    val_size: Annotated[int, typer.Option(help="Examples held out for validation loss.")] = 0,
-    eval_every: Annotated[int, typer.Option(help="Validation loss every N steps (0: at the end).")] = 0,
-    save_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: never).")] = 100,
+    data: str = option(R, "data"),
+    steps: int | None = option(R, "steps"),
+    epochs: float = option(R, "epochs"),
+    batch_size: int = option(R, "batch_size"),
+    micro_batch_size: int = option(R, "micro_batch_size"),
+    lr: float = option(R, "lr"),
+    warmup_steps: int = option(R, "warmup_steps"),
+    lora_r: int = option(R, "lora_r"),
+    lora_alpha: float = option(R, "lora_alpha"),
+    lora_dropout: float = option(R, "lora_dropout"),
+    targets: str | None = option(R, "targets", help="comma-separated " + (R.model_fields["targets"].description or "")),
+    cutoff: int = option(R, "cutoff"),
+    train_on_inputs: bool = option(R, "train_on_inputs"),
+    max_examples: int | None = option(R, "max_examples"),
+    val_size: int = option(R, "val_size"),
+    eval_every: int = option(R, "eval_every"),
+    save_every: int = option(R, "save_every"),
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out.")] = False,
-    teacher: Annotated[str | None, typer.Option(help="Dense teacher model for distillation.")] = None,
-    kd_temperature: Annotated[float, typer.Option(help="Distillation temperature.")] = 1.0,
-    kd_weight: Annotated[float, typer.Option(help="loss = (1-w) CE + w T^2 KL.")] = 0.5,
-    kd_topk: Annotated[int | None, typer.Option(help="Distil on the teacher's top-k logits only.")] = None,
-    grad_checkpointing: Annotated[bool, typer.Option(help="Recompute activations (less memory).")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of data order, LoRA init and dropout.")] = 42,
-    dtype: Annotated[str, typer.Option(help="auto (fp32 CPU, bf16 GPU), float32, bfloat16.")] = "auto",
+    teacher: str | None = option(R, "teacher"),
+    kd_temperature: float = option(R, "kd_temperature"),
+    kd_weight: float = option(R, "kd_weight"),
+    kd_topk: int | None = option(R, "kd_topk"),
+    grad_checkpointing: bool = option(R, "grad_checkpointing"),
+    seed: int = option(R, "seed"),
+    dtype: str = option(R, "dtype"),
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the statistics to this file.")] = None,
 ) -> None:
     """Recover accuracy of a pruned model with LoRA (LLM-Pruner defaults); writes the adapter to --out."""
@@ -49,14 +50,14 @@ def command(
     from accelerate import PartialState
 
     from llmprune.cli.common import write_json
-    from llmprune.models import load_model
-    from llmprune.models.load import resolve_dtype
-    from llmprune.recovery import recover, recovery_config
+    from llmprune.models.load import load_model, resolve_dtype
+    from llmprune.recovery import recover
     from llmprune.recovery.data import load_source
-    from llmprune.recovery.merge import plan_digest
     from llmprune.recovery.train import uses_cuda
+    from llmprune.runfolder import RunFolder
 
-    cfg = recovery_config(
+    cfg = build_config(
+        R,
         {
             "data": data,
             "steps": steps,
@@ -68,7 +69,7 @@ def command(
             "lora_r": lora_r,
             "lora_alpha": lora_alpha,
             "lora_dropout": lora_dropout,
-            "targets": split_list(targets),
+            "targets": split_list(targets) if targets is not None else None,
             "cutoff": cutoff,
             "train_on_inputs": train_on_inputs,
             "max_examples": max_examples,
@@ -83,13 +84,13 @@ def command(
             "seed": seed,
             "dtype": dtype,
         },
-        source="option",
     )
     load_source(cfg.data)  # a missing or malformed data file fails before the model loads
     # loaded on the CPU (recover moves it to the accelerator's device); `auto` follows the training device
     device = torch.device("cuda" if uses_cuda() else "cpu")  # (PartialState here would pre-empt recover's Accelerator)
     model, tok = load_model(pruned_dir, dtype=resolve_dtype(cfg.dtype, device), device="cpu")
-    base = {"pruned_dir": str(Path(pruned_dir).expanduser().resolve()), "plan_sha256": plan_digest(pruned_dir)}
+    folder = RunFolder(pruned_dir)
+    base = {"pruned_dir": str(folder.path.resolve()), "plan_sha256": folder.plan_digest()}
     stats = recover(model, tok, cfg, out, resume=resume, base_info=base)
     if not PartialState().is_main_process:
         return

@@ -13,41 +13,31 @@ from typing import Annotated
 import typer
 
 from llmprune.cli.common import (
-    CalibSamples,
-    CalibSeed,
-    CalibSeqLen,
-    CalibSource,
+    CALIB_FLAGS,
     Device,
     Dtype,
     ModelArg,
+    build_config,
     console,
+    option,
     print_json,
     table,
 )
+from llmprune.data.config import CalibConfig
+from llmprune.sparsify.config import WANDA_CALIB, SparsifyConfig
 
 
 def command(
     model: ModelArg,
     out: Annotated[Path, typer.Option(help="Output folder: the sparse model (HF format) and report.json.")],
-    method: Annotated[str, typer.Option(help="magnitude (per layer), wanda (per row) or global-magnitude.")] = "wanda",
-    sparsity: Annotated[
-        float | None, typer.Option(help="Fraction of weights to zero, in [0, 1). Default 0.5, or 1-N/M with --pattern.")
-    ] = None,
-    pattern: Annotated[
-        str | None, typer.Option(help="N:M semi-structured sparsity: keep N of every M inputs (2:4, 4:8).")
-    ] = None,
-    calib: CalibSource = "c4",
-    samples: CalibSamples = 128,
-    seq_len: CalibSeqLen = 2048,
-    seed: CalibSeed = 0,
-    sequential: Annotated[
-        bool,
-        typer.Option(
-            "--sequential/--one-shot",
-            help="Wanda: statistics of each layer from the already-pruned layers before it (locuslab/wanda), "
-            "or from the dense model in one forward pass (half the compute).",
-        ),
-    ] = True,
+    method: str = option(SparsifyConfig, "method"),
+    sparsity: float | None = option(SparsifyConfig, "sparsity"),
+    pattern: str | None = option(SparsifyConfig, "pattern"),
+    calib: str = option(CalibConfig, "source", "--calib", default=WANDA_CALIB["source"]),
+    samples: int = option(CalibConfig, "samples", "--samples", default=WANDA_CALIB["samples"]),
+    seq_len: int = option(CalibConfig, "seq_len", "--seq-len", default=WANDA_CALIB["seq_len"]),
+    seed: int = option(CalibConfig, "seed", "--seed", default=WANDA_CALIB["seed"]),
+    sequential: bool = option(SparsifyConfig, "sequential", "--sequential/--one-shot"),
     dtype: Dtype = "auto",
     device: Device = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
@@ -56,19 +46,20 @@ def command(
     import time
 
     from llmprune.fsutil import check_replaceable, check_writable_parent
-    from llmprune.models import load_model
-    from llmprune.models.load import resolve_model_source
-    from llmprune.sparsify import SparsifyConfig, save_sparse, sparsify_, wanda_calib
-    from llmprune.sparsify.io import REPORT
+    from llmprune.models.load import load_model, resolve_model_source
+    from llmprune.runfolder import REPORT
+    from llmprune.sparsify import save_sparse, sparsify_
 
-    if sparsity is None and not pattern:
-        sparsity = 0.5
-    config = SparsifyConfig(
-        method=method,
-        sparsity=sparsity,
-        pattern=pattern,
-        calib=wanda_calib(source=calib, samples=samples, seq_len=seq_len, seed=seed),
-        sequential=sequential,
+    config = build_config(
+        SparsifyConfig,
+        {
+            "method": method,
+            "sparsity": sparsity,
+            "pattern": pattern,
+            "calib": {"source": calib, "samples": samples, "seq_len": seq_len, "seed": seed},
+            "sequential": sequential,
+        },
+        flags=CALIB_FLAGS,
     )
     check_writable_parent(out)
     check_replaceable(out, (REPORT,))

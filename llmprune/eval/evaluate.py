@@ -4,45 +4,46 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
-from llmprune.errors import LlmpruneError
+from llmprune.errors import validate_config
+from llmprune.eval.config import EvalConfig
 from llmprune.eval.tasks import Task
+
+
+def eval_config(cfg: EvalConfig | None = None, **settings: Any) -> EvalConfig:
+    """`cfg` (default: `EvalConfig()`) with `settings` (EvalConfig fields) applied, validated."""
+    data = (cfg or EvalConfig()).model_dump() | settings
+    return validate_config(EvalConfig, data, what="evaluation settings", show_input=True)
 
 
 def evaluate(
     model,
     tokenizer,
+    cfg: EvalConfig | None = None,
     *,
-    ppl: Sequence[str] = ("wikitext2",),
-    seq_len: int = 128,
-    max_windows: int | None = None,
-    tasks: Sequence[str | Task] = (),
-    limit: int | None = None,
-    batch_size: int = 4,
-    scorer: str = "shared-prefix",
-    cache: str | Path | None = None,
-    split: str = "test",
+    loaded_tasks: Sequence[Task] | None = None,
     progress: bool = True,
+    **settings: Any,
 ) -> dict:
-    """Perplexity on each of `ppl` and zero-shot accuracy on each of `tasks`.
+    """Perplexity on each of `cfg.ppl` and zero-shot accuracy on each of `cfg.tasks`.
 
-    Returns a dict with, when `ppl` is non-empty, `ppl` ({dataset: value}), `seq_len` and `windows`;
-    when `tasks` is non-empty, `tasks` ({name: {acc, acc_norm, n, total, seconds}}), `mean_acc`,
-    `mean_acc_norm` and `limit`; and always `seconds`. Data and task files are read and validated
-    before any model work.
+    `settings` override fields of `cfg` (see `EvalConfig`); `loaded_tasks` are tasks already loaded
+    (`llmprune.eval.zeroshot.load_tasks`) used instead of reading `cfg.tasks` again. Returns a dict with, when `ppl` is non-empty, `ppl`
+    ({dataset: value}), `seq_len` and `windows`; when there are tasks, `tasks` ({name: {acc, acc_norm, n,
+    total, seconds}}), `mean_acc`, `mean_acc_norm` and `limit`; and always `seconds`. Data and task
+    files are read and validated before any model work.
 
     >>> evaluate(model, tok, ppl=["wikitext2"], tasks=["boolq"], limit=100)  # doctest: +SKIP
     {'ppl': {'wikitext2': 56.3}, 'seq_len': 128, 'windows': 256, 'tasks': {'boolq': {...}}, ...}
     """
     from llmprune.data import load_text
-    from llmprune.eval.zeroshot import ensure_tasks, zeroshot
+    from llmprune.eval.zeroshot import load_tasks, zeroshot
 
-    if not ppl and not tasks:
-        raise LlmpruneError("nothing to evaluate: give perplexity datasets (--ppl) or zero-shot tasks (--tasks)")
+    cfg = eval_config(cfg, **settings)
     t0 = time.perf_counter()
-    texts = {name: load_text(name, split) for name in ppl}
-    loaded = ensure_tasks(tasks, limit=limit)
+    texts = {name: load_text(name, cfg.split) for name in cfg.ppl}
+    loaded = list(loaded_tasks) if loaded_tasks is not None else load_tasks(cfg.tasks, limit=cfg.limit)
     result: dict = {}
     if texts:
         from llmprune.eval.ppl import perplexity
@@ -54,17 +55,24 @@ def evaluate(
                 model,
                 tokenizer,
                 text,
-                seq_len=seq_len,
-                max_windows=max_windows,
-                batch_size=batch_size,
+                seq_len=cfg.seq_len,
+                max_windows=cfg.max_windows,
+                batch_size=cfg.batch_size,
                 progress=progress,
             )
             result["ppl"][name] = value
-        result["seq_len"] = seq_len
+        result["seq_len"] = cfg.seq_len
         result["windows"] = windows
     if loaded:
         zs = zeroshot(
-            model, tokenizer, loaded, limit=limit, batch_size=batch_size, scorer=scorer, cache=cache, progress=progress
+            model,
+            tokenizer,
+            loaded,
+            limit=cfg.limit,
+            batch_size=cfg.batch_size,
+            scorer=cfg.scorer,
+            cache=cfg.cache,
+            progress=progress,
         )
         zs.pop("seconds")
         result.update(zs)

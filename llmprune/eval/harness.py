@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterator, Sequence
 
 from llmprune.errors import LlmpruneError
+from llmprune.eval.config import BATCH_SIZE
 from llmprune.eval.tasks import TARGET_DELIMITER, Task
 
 
@@ -41,7 +42,7 @@ def quiet_lm_eval(level: int = logging.ERROR) -> Iterator[None]:
             lg.setLevel(lvl)
 
 
-def make_lm(model, tokenizer, *, batch_size: int = 4):
+def make_lm(model, tokenizer, *, batch_size: int = BATCH_SIZE):
     """lm-eval's HFLM around a live `PreTrainedModel` (no copy; lm-eval puts it in eval mode)."""
     _require_lm_eval()
     if batch_size < 1:

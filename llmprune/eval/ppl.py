@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from llmprune.errors import LlmpruneError
+from llmprune.eval.config import BATCH_SIZE, SEQ_LEN
 
 
 def perplexity_windows(ids: torch.Tensor, seq_len: int, max_windows: int | None = None) -> torch.Tensor:
@@ -31,7 +32,7 @@ def perplexity_windows(ids: torch.Tensor, seq_len: int, max_windows: int | None 
 
 
 @torch.no_grad()
-def window_nll(model, windows: torch.Tensor, *, batch_size: int = 4, progress: bool = True) -> torch.Tensor:
+def window_nll(model, windows: torch.Tensor, *, batch_size: int = BATCH_SIZE, progress: bool = True) -> torch.Tensor:
     """Summed NLL (fp32) of each window's predicted tokens; returns a (W,) tensor."""
     if batch_size < 1:
         raise LlmpruneError(f"--batch-size must be >= 1 (got {batch_size})")
@@ -53,9 +54,9 @@ def perplexity(
     tokenizer,
     text: str,
     *,
-    seq_len: int = 128,
+    seq_len: int = SEQ_LEN,
     max_windows: int | None = None,
-    batch_size: int = 4,
+    batch_size: int = BATCH_SIZE,
     progress: bool = True,
 ) -> tuple[float, int]:
     """Perplexity of `model` on `text`; returns (ppl, number of windows)."""

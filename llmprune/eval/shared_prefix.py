@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from llmprune.errors import LlmpruneError
+from llmprune.eval.config import BATCH_SIZE
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,7 @@ def batches(packed: Sequence[Packed], batch_size: int, mask_budget: int = MASK_B
 
 
 def shared_prefix_loglikelihoods(
-    lm, groups: Sequence[Sequence[tuple[str, str]]], *, batch_size: int = 8, progress: bool = True
+    lm, groups: Sequence[Sequence[tuple[str, str]]], *, batch_size: int = BATCH_SIZE, progress: bool = True
 ) -> list[list[float]]:
     """Per-group (example), per-request summed log-probabilities, lm-eval's tokens, shared contexts.
 

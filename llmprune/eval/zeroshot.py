@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmprune.errors import LlmpruneError
+from llmprune.eval.config import BATCH_SIZE, SCORERS
 from llmprune.eval.tasks import Example, Task, load_task
 
 if TYPE_CHECKING:
@@ -86,9 +87,6 @@ def score_examples(examples: Sequence[Example], lls: Sequence[Sequence[float]]) 
     return acc, acc_norm, picks, picks_norm
 
 
-SCORERS = ("shared-prefix", "lm-eval")
-
-
 def check_scorer(scorer: str) -> str:
     if scorer not in SCORERS:
         raise LlmpruneError(f"unknown scorer {scorer!r}; use one of: {', '.join(SCORERS)}")
@@ -132,7 +130,7 @@ def task_loglikelihoods(
     *,
     progress: bool = True,
     scorer: str = "shared-prefix",
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     cache: ResultCache | None = None,
 ) -> list[list[float]]:
     """Per-example, per-choice log-likelihoods of `task` (lm-eval's tokens; see the module docstring).
@@ -177,7 +175,7 @@ def evaluate_task(
     *,
     progress: bool = True,
     scorer: str = "shared-prefix",
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE,
     cache: ResultCache | None = None,
 ) -> TaskResult:
     t0 = time.perf_counter()
@@ -218,7 +216,7 @@ def zeroshot(
     tasks: Sequence[str | Task],
     *,
     limit: int | None = None,
-    batch_size: int = 4,
+    batch_size: int = BATCH_SIZE,
     scorer: str = "shared-prefix",
     cache: str | Path | None = None,
     progress: bool = True,

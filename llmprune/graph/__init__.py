@@ -2,30 +2,25 @@
 
 - `build_groups(model, layers=, kinds=)`: LLM-aware groups (attn_head, kv_group, mlp_channel, layer, hidden).
 - `parse_layer_range("4-29", num_layers)`: inclusive layer ranges, checked against the model.
-- `describe(model)`: the family adapter's view of one model (shapes per layer, tying, biases).
+- `describe(model)` (from `llmprune.arch`): the family's view of one model (shapes per layer, tying, biases).
 - `trace_model(model)` / `verify_groups(model, groups)`: torch-pruning's traced coupling, and the
   cross-check of the groups against it (torch-pruning is used nowhere else).
 """
 
+from llmprune.arch import describe
 from llmprune.graph.build import build_groups, check_layers, parse_layer_range
-from llmprune.graph.families import FAMILIES, Family, LayerShape, Layout, describe, family_for, register_family
-from llmprune.graph.nodes import GROUP_KINDS, WHOLE, Group, Member
+from llmprune.graph.nodes import GROUP_KINDS, WHOLE, Group, Member, group_id
 
 __all__ = [
-    "FAMILIES",
     "GROUP_KINDS",
     "WHOLE",
-    "Family",
     "Group",
-    "LayerShape",
-    "Layout",
     "Member",
     "build_groups",
     "check_layers",
     "describe",
-    "family_for",
+    "group_id",
     "parse_layer_range",
-    "register_family",
     "trace_model",
     "verify_groups",
 ]

@@ -1,4 +1,4 @@
-"""LLM-aware groups of coupled parameters for llama / mistral / qwen2 causal LMs.
+"""LLM-aware groups of coupled parameters of a causal LM of any registered family (`llmprune.arch`).
 
 `build_groups(model)` returns, per decoder layer (in layer order):
 
@@ -9,9 +9,12 @@
 - `layer`       one unit: every parameter of the decoder layer (dim = WHOLE).
 
 and one model-wide `hidden` group (units = hidden size): the embedding columns, the input columns of
-every q/k/v/gate/up projection, the output rows of every o/down projection (and their biases), every
-RMSNorm weight, and lm_head columns unless lm_head is tied to the embedding (a tied Parameter is listed
-once, under the embedding). Members are listed in execution order.
+every reader (q/k/v/gate/up), the output rows of every writer (o/down, and their biases), every norm
+weight over the hidden size, and lm_head columns unless lm_head is tied to the embedding (a tied
+Parameter is listed once, under the embedding). Members are listed in execution order.
+
+Module names, biases and norms come from the family's description (`llmprune.arch`); the groups are
+what surgery removes (`llmprune.surgery`) and what importance scores (`llmprune.importance`).
 
 Attention is pruned per head, never per channel inside a head: rotary embeddings rotate channel i with
 channel i + head_dim/2 of the same head, and head_dim must stay uniform. The rotary `inv_freq` buffer
@@ -32,8 +35,8 @@ from collections.abc import Callable, Iterable
 
 from torch import nn
 
+from llmprune.arch import WRITERS, Layout, describe
 from llmprune.errors import LlmpruneError
-from llmprune.graph.families import Layout, describe
 from llmprune.graph.nodes import GROUP_KINDS, WHOLE, Group, Member
 
 PER_LAYER_KINDS = ("attn_head", "kv_group", "mlp_channel", "layer")
@@ -88,11 +91,11 @@ def check_kinds(kinds: Iterable[str] | None) -> set[str]:
     return chosen
 
 
-def _linear(lay: Layout, i: int, name: str, dim: int, unit_size: int = 1, *, bias: bool = True) -> list[Member]:
-    """The weight (sliced along dim) and, for output rows, the bias of projection `name` in layer i."""
-    mod = lay.proj(i, name)
+def _linear(lay: Layout, i: int, role: str, dim: int, unit_size: int = 1) -> list[Member]:
+    """The weight (sliced along dim) and, for output rows, the bias of projection `role` in layer i."""
+    mod = lay.proj(i, role)
     out = [Member(mod, "weight", dim, unit_size)]
-    if bias and dim == 0 and lay.has_bias(name):
+    if dim == 0 and lay.has_bias(role):
         out.append(Member(mod, "bias", 0, unit_size))
     return out
 
@@ -104,6 +107,7 @@ def attn_head_group(lay: Layout, i: int) -> Group:
 
 
 def kv_group_group(lay: Layout, i: int) -> Group:
+    """Unit k: KV head k's k/v rows and its query heads (`LayerShape.query_heads(k)`: consecutive)."""
     hd, shape = lay.head_dim, lay.layers[i]
     qs = shape.group_size * hd
     members = [*_linear(lay, i, "q", 0, qs), *_linear(lay, i, "k", 0, hd), *_linear(lay, i, "v", 0, hd)]
@@ -116,30 +120,39 @@ def mlp_channel_group(lay: Layout, i: int) -> Group:
     return Group("mlp_channel", i, lay.layers[i].intermediate, tuple(members))
 
 
+def _sequence(lay: Layout, i: int) -> list[tuple[str, str]]:
+    """Layer i's norms ("norm", module) and projections ("proj", role) in execution order."""
+    seq = [("norm", n) for n in lay.norms(i, "pre_attn")] + [("proj", r) for r in ("q", "k", "v", "o")]
+    seq += [("norm", n) for n in lay.norms(i, "post_attn") + lay.norms(i, "pre_mlp")]
+    seq += [("proj", r) for r in ("gate", "up", "down")] + [("norm", n) for n in lay.norms(i, "post_mlp")]
+    return seq
+
+
 def layer_group(lay: Layout, i: int) -> Group:
-    members = [Member(lay.norm(i, "input"), "weight", WHOLE)]
-    for name in ("q", "k", "v", "o"):
-        members += [Member(lay.proj(i, name), p, WHOLE) for p in _params(lay, name)]
-    members.append(Member(lay.norm(i, "post_attn"), "weight", WHOLE))
-    for name in ("gate", "up", "down"):
-        members += [Member(lay.proj(i, name), p, WHOLE) for p in _params(lay, name)]
+    members = []
+    for what, name in _sequence(lay, i):
+        if what == "norm":
+            members.append(Member(name, "weight", WHOLE))
+        else:
+            members += [Member(lay.proj(i, name), p, WHOLE) for p in _params(lay, name)]
     return Group("layer", i, 1, tuple(members))
 
 
-def _params(lay: Layout, name: str) -> tuple[str, ...]:
-    return ("weight", "bias") if lay.has_bias(name) else ("weight",)
+def _params(lay: Layout, role: str) -> tuple[str, ...]:
+    return ("weight", "bias") if lay.has_bias(role) else ("weight",)
 
 
 def hidden_group(lay: Layout) -> Group:
     fam = lay.family
     members = [Member(fam.embed, "weight", 1)]
     for i in range(lay.num_layers):
-        members.append(Member(lay.norm(i, "input"), "weight", 0))
-        members += [Member(lay.proj(i, n), "weight", 1) for n in ("q", "k", "v")]
-        members += [Member(lay.proj(i, "o"), p, 0) for p in _params(lay, "o")]
-        members.append(Member(lay.norm(i, "post_attn"), "weight", 0))
-        members += [Member(lay.proj(i, n), "weight", 1) for n in ("gate", "up")]
-        members += [Member(lay.proj(i, "down"), p, 0) for p in _params(lay, "down")]
+        for what, name in _sequence(lay, i):
+            if what == "norm":
+                members.append(Member(name, "weight", 0))
+            elif name in WRITERS:
+                members += [Member(lay.proj(i, name), p, 0) for p in _params(lay, name)]
+            else:
+                members.append(Member(lay.proj(i, name), "weight", 1))
     members.append(Member(fam.final_norm, "weight", 0))
     if not lay.tied:
         members.append(Member(fam.lm_head, "weight", 1))

@@ -18,6 +18,21 @@ GROUP_KINDS: tuple[str, ...] = ("mlp_channel", "attn_head", "kv_group", "hidden"
 WHOLE = -1  # Member.dim for "the whole tensor" (layer groups)
 
 
+def group_id(kind: str, layer: int | None = None) -> str:
+    """The id of the group of `kind` in decoder layer `layer` (None: model-wide): `layers.3.mlp_channel`."""
+    return kind if layer is None else f"layers.{layer}.{kind}"
+
+
+def parse_group_id(gid: str) -> tuple[str, int | None]:
+    """(kind, layer) of a `group_id`; ValueError for anything else."""
+    parts = gid.split(".")
+    if len(parts) == 1 and parts[0] in GROUP_KINDS:
+        return parts[0], None
+    if len(parts) == 3 and parts[0] == "layers" and parts[1].isdigit() and parts[2] in GROUP_KINDS:
+        return parts[2], int(parts[1])
+    raise ValueError(f"not a group id: {gid!r}")
+
+
 @dataclass(frozen=True)
 class Member:
     """One parameter slice of a group: `module.param`, sliced along `dim`."""
@@ -47,7 +62,7 @@ class Group:
 
     @property
     def id(self) -> str:
-        return self.kind if self.layer is None else f"layers.{self.layer}.{self.kind}"
+        return group_id(self.kind, self.layer)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -45,8 +45,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
+from llmprune.arch import Layout, describe
 from llmprune.errors import LlmpruneError
-from llmprune.graph.families import Layout, describe
 
 Coupled = dict[tuple[str, int], list[tuple[int, int | None]]]
 
@@ -68,7 +68,7 @@ def meta_twin(model: nn.Module) -> nn.Module:
 @contextlib.contextmanager
 def _rotary_identity(twin: nn.Module, layout: Layout) -> Iterator[None]:
     fam = layout.family
-    attn = twin.get_submodule(f"{layout.layer(0)}.{fam.attn}")
+    attn = twin.get_submodule(layout.attn(0))
     module = sys.modules[type(attn).__module__]
     original = getattr(module, fam.rotary_fn, None)
     if original is None:
@@ -124,7 +124,7 @@ class Trace:
                 )
             except (RuntimeError, TypeError, ValueError, AttributeError, NotImplementedError) as e:
                 raise LlmpruneError(
-                    f"tracing this {self.layout.model_type} model with torch-pruning failed ({type(e).__name__}: "
+                    f"tracing this {self.layout.family} model with torch-pruning failed ({type(e).__name__}: "
                     f"{str(e).splitlines()[0] if str(e) else ''}); skip the cross-check with --no-verify"
                 ) from e
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from llmprune.arch import Layout, describe
 from llmprune.errors import LlmpruneError
-from llmprune.graph.families import Layout, describe
 from llmprune.graph.nodes import WHOLE, Group, Member
 from llmprune.graph.trace import Coupled, Trace
 

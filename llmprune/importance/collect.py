@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from llmprune.activations import SquaredNorms, record_inputs
+
 
 def lm_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """Mean next-token NLL in fp32."""
@@ -84,22 +86,8 @@ def collect_input_norms(
 ) -> dict[str, torch.Tensor]:
     """L2 norm over all calibration tokens of each input feature of the named Linear modules (Wanda's ||X_j||)."""
     device = next(model.parameters()).device
-    sq: dict[str, torch.Tensor] = {}
-    handles = []
-    named = dict(model.named_modules())
-    for name in modules:
-        mod = named[name]
-        sq[name] = torch.zeros(mod.in_features, dtype=torch.float32, device=device)
-
-        def hook(_m, inputs, _out, name=name):
-            x = inputs[0].detach().float()
-            sq[name].add_(x.reshape(-1, x.shape[-1]).pow(2).sum(0))
-
-        handles.append(mod.register_forward_hook(hook))
-    try:
+    stats = {name: SquaredNorms(model.get_submodule(name).in_features, device) for name in modules}
+    with record_inputs(model, stats):
         for i in tqdm(range(0, batches.shape[0], micro_batch), desc="activations", disable=not progress, leave=False):
             model(input_ids=batches[i : i + micro_batch].to(device), use_cache=False)
-    finally:
-        for h in handles:
-            h.remove()
-    return {k: v.sqrt() for k, v in sq.items()}
+    return {k: v.norms() for k, v in stats.items()}

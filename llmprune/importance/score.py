@@ -1,4 +1,8 @@
-"""Score every unit of every group: calibration -> element scores -> per-member unit scores -> aggregation."""
+"""Score every unit of every group: calibration -> element scores -> per-member unit scores -> aggregation.
+
+The method and the aggregation are looked up by name (`llmprune.importance.methods`, `.aggregate`);
+what a method needs (gradients, per-sample Fisher, input activations) is gathered once for all groups.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +12,12 @@ from torch import nn
 from llmprune.errors import LlmpruneError
 from llmprune.graph.nodes import WHOLE, Group
 from llmprune.importance import taylor
-from llmprune.importance.aggregate import AGGREGATORS, aggregate
+from llmprune.importance.aggregate import aggregate, aggregation
 from llmprune.importance.collect import collect_gradients, collect_input_norms
+from llmprune.importance.methods import ParamStats, importance_method
 
 # calibration samples per backward pass for the batch gradient (element2 always goes one sample at a time)
 GRAD_MICRO_BATCH = 8
-
-METHODS = ("element1", "element2", "vector", "magnitude", "l2", "random", "activation")
-NEEDS_GRADIENTS = {"element1", "element2", "vector"}
-
-
-def check_method(method: str, how: str) -> None:
-    if method not in METHODS:
-        raise LlmpruneError(f"unknown importance {method!r}; choose one of {', '.join(METHODS)}")
-    if how not in AGGREGATORS:
-        raise LlmpruneError(f"unknown aggregation {how!r}; choose one of {', '.join(AGGREGATORS)}")
 
 
 def score_groups(
@@ -36,8 +31,9 @@ def score_groups(
     progress: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Return {group.id: float64 tensor of one score per unit}; higher means more important."""
-    check_method(method, aggregate_by)
-    if method in NEEDS_GRADIENTS | {"activation"} and batches is None:
+    spec = importance_method(method)
+    aggregation(aggregate_by)
+    if spec.needs_calibration and batches is None:
         raise LlmpruneError(f"importance {method!r} needs calibration data (--calib)")
     params = dict(model.named_parameters())
     names = sorted({m.name for g in groups for m in g.members})
@@ -47,16 +43,16 @@ def score_groups(
     grads: dict[str, torch.Tensor] = {}
     fishers: dict[str, torch.Tensor] = {}
     norms: dict[str, torch.Tensor] = {}
-    if method in NEEDS_GRADIENTS:
+    if spec.needs_gradients:
         grads, fishers = collect_gradients(
             model,
             batches,
             {n: params[n] for n in names},
-            fisher=method == "element2",
+            fisher=spec.needs == "fisher",
             micro_batch=GRAD_MICRO_BATCH,
             progress=progress,
         )
-    if method == "activation":
+    if spec.needs == "activations":
         linears = sorted({n.rsplit(".", 1)[0] for n in names if _is_linear_weight(model, n)})
         norms = collect_input_norms(model, batches, linears, progress=progress)
     gen = torch.Generator().manual_seed(seed)
@@ -64,19 +60,22 @@ def score_groups(
     for group in groups:
         per_member = []
         for m in group.members:
-            w = params[m.name].detach()
-            if method == "random":
+            if spec.element is None:  # one random score per unit
                 per_member.append(torch.rand(group.units, generator=gen, dtype=torch.float64))
                 continue
-            elem = _element_scores(method, m.name, w, grads, fishers, norms)
+            stats = ParamStats(
+                grad=grads.get(m.name),
+                fisher=fishers.get(m.name),
+                in_norm=norms.get(m.module) if m.param == "weight" else None,
+            )
             per_member.append(
                 taylor.unit_scores(
-                    elem,
+                    spec.element(params[m.name].detach(), stats),
                     dim=m.dim,
                     units=group.units if m.dim != WHOLE else 1,
                     unit_size=m.unit_size,
                     offset=m.offset,
-                    absolute_after_sum=method == "vector",
+                    absolute_after_sum=spec.signed,
                 ).cpu()
             )
         out[group.id] = aggregate(per_member, aggregate_by)
@@ -86,21 +85,3 @@ def score_groups(
 def _is_linear_weight(model: nn.Module, name: str) -> bool:
     mod_name, param = name.rsplit(".", 1)
     return param == "weight" and isinstance(model.get_submodule(mod_name), nn.Linear)
-
-
-def _element_scores(method, name, w, grads, fishers, norms) -> torch.Tensor:
-    if method == "element1":
-        return taylor.element1(w, grads[name])
-    if method == "element2":
-        return taylor.element2(w, grads[name], fishers[name])
-    if method == "vector":
-        return taylor.vector(w, grads[name])
-    if method == "magnitude":
-        return taylor.magnitude(w, 1)
-    if method == "l2":
-        return taylor.magnitude(w, 2)
-    # activation (Wanda): Linear weights use |W|*||X||; other members (norms, biases, embeddings) |w|
-    mod = name.rsplit(".", 1)[0]
-    if mod in norms and w.dim() == 2:
-        return taylor.activation(w, norms[mod])
-    return taylor.magnitude(w, 1)

@@ -12,7 +12,10 @@ f the Fisher diagonal estimate sum_s (g_s * w)^2 from per-sample gradients g_s.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # tensor methods only: importing this module (the registry does) does not load torch
+    import torch
 
 
 def element1(w: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,8 @@ import torch
 
 from llmprune.errors import LlmpruneError
 from llmprune.models.aliases import ensure_alias, is_alias
-
-MANIFEST = "llmprune.json"  # marks a folder written by llmprune (per-layer shapes live there)
+from llmprune.models.options import DTYPE_NAMES, check_device
+from llmprune.runfolder import RunFolder
 
 _DTYPES = {
     "float32": torch.float32,
@@ -30,8 +30,8 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        dev = torch.device(device)
-    except RuntimeError as e:
+        dev = torch.device(check_device(device))
+    except (RuntimeError, ValueError) as e:
         raise LlmpruneError(f"invalid device {device!r}; use auto, cpu, cuda or cuda:N") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise LlmpruneError(f"device {device!r} requested but CUDA is not available; use --device cpu")
@@ -46,7 +46,7 @@ def resolve_dtype(dtype: str | torch.dtype = "auto", device: torch.device | None
         dev = device or resolve_device("auto")
         return torch.bfloat16 if dev.type == "cuda" else torch.float32
     if dtype not in _DTYPES:
-        raise LlmpruneError(f"unknown dtype {dtype!r}; choose one of auto, {', '.join(_DTYPES)}")
+        raise LlmpruneError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPE_NAMES)}")
     return _DTYPES[dtype]
 
 
@@ -66,7 +66,7 @@ def resolve_model_source(spec: str) -> tuple[str, str]:
             if path.suffix == ".gguf":
                 return "gguf", str(path)
             raise LlmpruneError(f"{path} is a file but not a .gguf; pass a model folder or a .gguf file")
-        if (path / MANIFEST).is_file():
+        if RunFolder(path).is_pruned:
             return "llmprune", str(path)
         if (path / "config.json").is_file():
             return "hf_dir", str(path)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from llmprune.errors import LlmpruneError, describe_validation
-
-LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+from llmprune.errors import validate_config
+from llmprune.models.options import DTYPE_NAMES
 
 
 class RecoveryConfig(BaseModel):
@@ -31,7 +30,9 @@ class RecoveryConfig(BaseModel):
     lora_r: int = Field(8, ge=1, description="LoRA rank")
     lora_alpha: float = Field(16, gt=0, description="LoRA alpha (scale = alpha / r)")
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA input")
-    targets: list[str] = Field(default_factory=lambda: list(LLAMA_TARGETS), description="module names to adapt")
+    targets: list[str] | None = Field(
+        None, description="module names to adapt (default: every attention and MLP projection of the model's family)"
+    )
     cutoff: int = Field(256, ge=8, description="tokens per row; longer examples are truncated")
     train_on_inputs: bool = Field(True, description="false: no loss on the prompt, only on the response")
     max_examples: int | None = Field(None, ge=1, description="use only the first N examples (after shuffling)")
@@ -48,7 +49,9 @@ class RecoveryConfig(BaseModel):
 
     @field_validator("targets")
     @classmethod
-    def _targets(cls, v: list[str]) -> list[str]:
+    def _targets(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
         v = [t.strip() for t in v if t.strip()]
         if not v:
             raise ValueError("give at least one LoRA target module, e.g. q_proj,v_proj")
@@ -57,8 +60,8 @@ class RecoveryConfig(BaseModel):
     @field_validator("dtype")
     @classmethod
     def _dtype(cls, v: str) -> str:
-        if v not in ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"):
-            raise ValueError(f"unknown dtype {v!r}; choose auto, float32 or bfloat16")
+        if v not in DTYPE_NAMES:
+            raise ValueError(f"unknown dtype {v!r}; choose one of {', '.join(DTYPE_NAMES)}")
         return v
 
     @model_validator(mode="after")
@@ -76,10 +79,6 @@ class RecoveryConfig(BaseModel):
 
 def recovery_config(data: dict[str, Any] | RecoveryConfig, *, source: str = "recovery") -> RecoveryConfig:
     """Validate a dict into a RecoveryConfig; errors name each bad field (`recovery.lora_r: ...`)."""
-    if isinstance(data, RecoveryConfig):
-        return data
-    try:
-        return RecoveryConfig.model_validate(data)
-    except ValidationError as e:
-        problems = describe_validation(e.errors(), lambda loc: ".".join(map(str, (source, *loc))))
-        raise LlmpruneError(f"invalid recovery settings: {problems}") from e
+    return validate_config(
+        RecoveryConfig, data, what="recovery settings", name=lambda loc: ".".join(map(str, (source, *loc)))
+    )

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from llmprune.arch import family_of
 from llmprune.errors import LlmpruneError
 from llmprune.recovery.config import RecoveryConfig
 
@@ -57,7 +58,12 @@ def refuse_tied(model: nn.Module, targets: list[str], subject: Callable[[str], s
         )
 
 
-def lora_config(cfg: RecoveryConfig):
+def lora_targets(model: nn.Module, cfg: RecoveryConfig) -> list[str]:
+    """The configured targets, or every attention and MLP projection of the model's family."""
+    return list(cfg.targets) if cfg.targets is not None else list(family_of(model).lora_targets)
+
+
+def lora_config(cfg: RecoveryConfig, targets: list[str]):
     from peft import LoraConfig, TaskType
 
     return LoraConfig(
@@ -65,7 +71,7 @@ def lora_config(cfg: RecoveryConfig):
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
-        target_modules=list(cfg.targets),
+        target_modules=list(targets),
         bias="none",
     )
 
@@ -74,5 +80,6 @@ def attach_lora(model: nn.Module, cfg: RecoveryConfig) -> nn.Module:
     """Wrap `model` in a PeftModel (in place: its linear layers gain LoRA branches); only LoRA trains."""
     from peft import get_peft_model
 
-    check_targets(model, cfg.targets)
-    return get_peft_model(model, lora_config(cfg))
+    targets = lora_targets(model, cfg)
+    check_targets(model, targets)
+    return get_peft_model(model, lora_config(cfg, targets))

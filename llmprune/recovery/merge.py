@@ -8,7 +8,6 @@ the pruned folder's plan, so the merged folder loads with `load_model` / `load_p
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -17,12 +16,7 @@ from torch import nn
 
 from llmprune.errors import LlmpruneError
 from llmprune.recovery.lora import ADAPTER_FILES, linear_names, refuse_tied
-
-
-def plan_digest(pruned_dir: str | Path) -> str | None:
-    """sha256 of the folder's plan.json (identifies which pruning an adapter was trained on)."""
-    plan = Path(pruned_dir).expanduser() / "plan.json"
-    return hashlib.sha256(plan.read_bytes()).hexdigest() if plan.is_file() else None
+from llmprune.runfolder import RunFolder
 
 
 def check_adapter(model: nn.Module, adapter_dir: str | Path, *, pruned_dir: str | Path | None = None) -> dict:
@@ -50,18 +44,15 @@ def check_adapter(model: nn.Module, adapter_dir: str | Path, *, pruned_dir: str 
             raise LlmpruneError(f"adapter {adapter_dir} targets {', '.join(absent)}, which this model does not have")
         subject = lambda name: f"adapter {adapter_dir} targets {name}, which"  # noqa: E731
         refuse_tied(model, list(targets), subject, "use it unmerged (peft's PeftModel)")
-    if pruned_dir is not None:
-        pruned_dir = Path(pruned_dir).expanduser()
-    if pruned_dir is not None and (pruned_dir / "llmprune.json").is_file():
-        from llmprune.surgery.io import read_manifest
-
-        merged = read_manifest(pruned_dir).get("extra", {}).get("merged_adapter")
+    folder = RunFolder(pruned_dir) if pruned_dir is not None else None
+    if folder is not None and folder.is_pruned:
+        merged = folder.read_manifest().extra.get("merged_adapter")
         if merged:
             raise LlmpruneError(
-                f"{pruned_dir} already has an adapter merged in ({merged}); merge into the unrecovered pruned folder"
+                f"{folder.path} already has an adapter merged in ({merged}); merge into the unrecovered pruned folder"
             )
     trained_on = read_result(adapter_dir).get("base", {}).get("plan_sha256")
-    here = plan_digest(pruned_dir) if pruned_dir is not None else None
+    here = folder.plan_digest() if folder is not None else None
     if trained_on and here and trained_on != here:
         raise LlmpruneError(
             f"adapter {adapter_dir} was trained on a model pruned by another plan than {pruned_dir}/plan.json; "
@@ -102,11 +93,10 @@ def merge_lora(model: nn.Module, adapter_dir: str | Path, *, pruned_dir: str | P
 
 def save_merged(merged: nn.Module, pruned_dir: str | Path, out_dir: str | Path, *, tokenizer=None, extra=None) -> Path:
     """Save `merged` like the pruned folder it came from (same plan, manifest, tokenizer), atomically."""
-    from llmprune.plan import PrunePlan
-    from llmprune.surgery.io import PLAN_FILE, read_manifest, save_pruned
+    from llmprune.surgery.io import save_pruned
 
-    pruned_dir = Path(pruned_dir).expanduser()
-    manifest = read_manifest(pruned_dir)
-    plan = PrunePlan.load(pruned_dir / PLAN_FILE)
-    info = {**manifest.get("extra", {}), **(extra or {})}
+    folder = RunFolder(pruned_dir)
+    manifest = folder.read_manifest()
+    plan = folder.read_plan()
+    info = {**manifest.extra, **(extra or {})}
     return save_pruned(merged, plan, out_dir, tokenizer=tokenizer, extra=info)

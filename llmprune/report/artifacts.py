@@ -1,4 +1,4 @@
-"""Read what a run folder holds: report.json, plan.json, llmprune.json, scores.safetensors, bench.json.
+"""Read what a run folder holds (`llmprune.runfolder`): report.json, plan.json, the manifest, scores, bench.json.
 
 `report.json` and `plan.json` are required (they are what makes a folder a run); the manifest, the
 importance scores and a `bench.json` (from `llmprune bench --json RUN_DIR/bench.json`) are optional.
@@ -6,25 +6,24 @@ importance scores and a `bench.json` (from `llmprune bench --json RUN_DIR/bench.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from llmprune.errors import LlmpruneError
-from llmprune.plan import PrunePlan
+from llmprune.prune.plan import PrunePlan
+from llmprune.runfolder import PLAN, REPORT, Manifest, RunFolder, RunReport
 
-REPORT, PLAN, MANIFEST, SCORES, BENCH = "report.json", "plan.json", "llmprune.json", "scores.safetensors", "bench.json"
-METRIC_SECTIONS = ("before", "after", "recovered")  # report.json sections holding evaluate() results
+METRIC_SECTIONS = ("before", "after", "recovered")  # RunReport sections holding evaluate() results
 
 
 @dataclass
 class RunArtifacts:
     path: Path
-    report: dict
+    report: RunReport
     plan: PrunePlan
-    manifest: dict | None = None
+    manifest: Manifest | None = None
     scores: dict[str, torch.Tensor] = field(default_factory=dict)
     bench: dict | None = None
 
@@ -36,7 +35,7 @@ class RunArtifacts:
         """{section: evaluate() result} for before / after / recovered, in that order, where present."""
         out = {}
         for key in METRIC_SECTIONS:
-            section = self.report.get(key)
+            section = getattr(self.report, key)
             if isinstance(section, dict):
                 section = _evaluation_of(section)
                 if section is not None:
@@ -55,19 +54,10 @@ def _evaluation_of(section: dict) -> dict | None:
     return None
 
 
-def _read_json(file: Path) -> dict:
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LlmpruneError(f"{file} is not valid JSON ({e}); the run folder is damaged, run it again") from e
-    if not isinstance(data, dict):
-        raise LlmpruneError(f"{file} should hold a JSON object, got {type(data).__name__}")
-    return data
-
-
 def load_run(path: str | Path) -> RunArtifacts:
     """Load the artefacts of run folder `path`; raises LlmpruneError naming what is missing or damaged."""
-    path = Path(path).expanduser()
+    folder = RunFolder(path)
+    path = folder.path
     if not path.exists():
         raise LlmpruneError(f"run folder not found: {path}; pass the --out folder of `llmprune run` or `prune`")
     if not path.is_dir():
@@ -78,18 +68,11 @@ def load_run(path: str | Path) -> RunArtifacts:
                 f"{path} is not a run folder: it has no {name}. Pass the --out folder of `llmprune run` or "
                 "`llmprune prune` (it holds report.json and plan.json)"
             )
-    report = _read_json(path / REPORT)
-    if "params_before" not in report or "params_after" not in report:
-        raise LlmpruneError(f"{path / REPORT} lacks params_before / params_after; it was not written by llmprune")
-    plan = PrunePlan.from_dict(_read_json(path / PLAN))
-    manifest = _read_json(path / MANIFEST) if (path / MANIFEST).is_file() else None
-    scores: dict[str, torch.Tensor] = {}
-    if (path / SCORES).is_file():
-        from safetensors.torch import load_file
-
-        try:
-            scores = load_file(str(path / SCORES))
-        except Exception as e:  # safetensors raises its own error types
-            raise LlmpruneError(f"{path / SCORES} cannot be read ({e}); the run folder is damaged") from e
-    bench = _read_json(path / BENCH) if (path / BENCH).is_file() else None
-    return RunArtifacts(path=path, report=report, plan=plan, manifest=manifest, scores=scores, bench=bench)
+    return RunArtifacts(
+        path=path,
+        report=folder.read_report(),
+        plan=folder.read_plan(),
+        manifest=folder.read_manifest() if folder.is_pruned else None,
+        scores=folder.read_scores(),
+        bench=folder.read_bench(),
+    )

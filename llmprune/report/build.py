@@ -11,24 +11,23 @@ WIDTHS_PNG, IMPORTANCE_PNG, METRICS_PNG = "widths.png", "importance.png", "metri
 
 
 def _settings(run: RunArtifacts) -> str:
-    recipe = run.report.get("recipe") or {}
+    recipe = run.report.recipe or {}
     prune = recipe.get("prune") or run.plan.meta.get("config") or {}
     keys = ("ratio", "scope", "importance", "aggregate", "ranking", "layers", "uniform", "reconstruct")
     parts = [f"{k}={prune[k]}" for k in keys if prune.get(k) is not None]
-    lines = [f"- model: `{run.report.get('model') or run.plan.meta.get('model', '?')}`"]
+    lines = [f"- model: `{run.report.model or run.plan.meta.get('model', '?')}`"]
     if parts:
         lines.append(f"- pruning: {', '.join(parts)}")
     if run.manifest:
-        how = "stock `from_pretrained`" if run.manifest.get("stock_loadable") else "`trust_remote_code=True`"
+        how = "stock `from_pretrained`" if run.manifest.stock_loadable else "`trust_remote_code=True`"
         lines.append(f"- loads with {how} or `llmprune.models.load_model`")
-    secs = run.report.get("total_seconds", run.report.get("seconds"))
-    if secs is not None:
-        lines.append(f"- run time: {secs:.1f} s (pruning {run.report.get('seconds', 0):.1f} s)")
+    secs = run.report.total_seconds if run.report.total_seconds is not None else run.report.seconds
+    lines.append(f"- run time: {secs:.1f} s (pruning {run.report.seconds:.1f} s)")
     return "\n".join(lines) + "\n"
 
 
 def _bench_section(bench: dict) -> str:
-    from llmprune.eval.bench_table import bench_rows
+    from llmprune.perf.table import bench_rows
 
     m = bench["models"]
     headers = ["", m["model"]["spec"]] + ([m["baseline"]["spec"], "model / baseline"] if "baseline" in m else [])

@@ -5,7 +5,6 @@ Every function draws one figure and saves it to the given path as PNG; none need
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import matplotlib
@@ -15,7 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from llmprune.plan import PrunePlan  # noqa: E402
+from llmprune.graph.nodes import parse_group_id  # noqa: E402
+from llmprune.prune.plan import PrunePlan  # noqa: E402
 from llmprune.report.tables import layer_widths  # noqa: E402
 
 ORIGINAL, KEPT, REMOVED = "#d0d0d0", "#2b6cb0", "#d9480f"
@@ -69,12 +69,14 @@ _KINDS = [("attn_head", "attention heads"), ("mlp_channel", "MLP channels"), ("l
 
 
 def _per_layer_scores(scores: dict[str, torch.Tensor], kind: str) -> dict[int, torch.Tensor]:
-    pat = re.compile(rf"layers\.(\d+)\.{kind}$")
     out = {}
     for key, value in scores.items():
-        m = pat.match(key)
-        if m:
-            out[int(m.group(1))] = value.detach().double().flatten()
+        try:
+            k, layer = parse_group_id(key)
+        except ValueError:
+            continue
+        if k == kind and layer is not None:
+            out[layer] = value.detach().double().flatten()
     return dict(sorted(out.items()))
 
 

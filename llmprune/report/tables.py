@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llmprune.plan import PrunePlan
+from llmprune.prune.plan import PrunePlan
+from llmprune.runfolder import Manifest, RunReport
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,12 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(lines) + "\n"
 
 
-def params_rows(report: dict, plan: PrunePlan, manifest: dict | None) -> list[list[Any]]:
+def params_rows(report: RunReport, plan: PrunePlan, manifest: Manifest | None) -> list[list[Any]]:
     """Rows: what, before, after, after / before."""
-    before, after = report["params_before"], report["params_after"]
+    before, after = report.params_before, report.params_after
     widths = layer_widths(plan)
     b = plan.base
-    hidden_after = manifest["hidden_size"] if manifest else b.hidden_size - len(plan.hidden_channels)
+    hidden_after = manifest.hidden_size if manifest else b.hidden_size - len(plan.hidden_channels)
     rows: list[list[Any]] = [
         ["parameters", f"{before:,}", f"{after:,}", f"{after / before:.3f}"],
         ["decoder layers", b.num_layers, sum(not w.dropped for w in widths), ""],

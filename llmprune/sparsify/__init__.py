@@ -1,38 +1,36 @@
 """Unstructured and semi-structured (N:M) sparsity baselines: magnitude, Wanda, torch.nn.utils.prune.
 
     from llmprune.sparsify import SparsifyConfig, sparsify_, save_sparse
-    report = sparsify_(model, SparsifyConfig("wanda", 0.5), tokenizer)
+    report = sparsify_(model, SparsifyConfig(method="wanda", sparsity=0.5), tokenizer)
     save_sparse(model, tokenizer, "out/wanda50", report)
 
-Only the decoder's q/k/v/o/gate/up/down Linear layers are sparsified; shapes stay dense (zeros stored).
+Only the decoder's attention and MLP projections are sparsified (`llmprune.sparsify.targets`); shapes
+stay dense (zeros stored). The configuration imports without torch; the methods load it on first use.
 """
 
-from llmprune.sparsify.apply import sparsify_
-from llmprune.sparsify.calib import calibration_windows
-from llmprune.sparsify.config import METHODS, CalibConfig, SparsifyConfig, parse_pattern, wanda_calib
-from llmprune.sparsify.io import save_sparse
-from llmprune.sparsify.magnitude import magnitude_
-from llmprune.sparsify.masks import layer_mask, nm_mask, row_mask
-from llmprune.sparsify.report import sparsity_report
-from llmprune.sparsify.torch_prune import global_magnitude_
-from llmprune.sparsify.wanda import RowNorms, wanda_, wanda_scores
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "METHODS",
-    "CalibConfig",
-    "RowNorms",
-    "SparsifyConfig",
-    "calibration_windows",
-    "global_magnitude_",
-    "layer_mask",
-    "magnitude_",
-    "nm_mask",
-    "parse_pattern",
-    "row_mask",
-    "save_sparse",
-    "sparsify_",
-    "sparsity_report",
-    "wanda_",
-    "wanda_calib",
-    "wanda_scores",
-]
+from llmprune.sparsify.config import METHODS, SparsifyConfig, parse_pattern, sparsify_config, wanda_calib
+
+_LAZY = {
+    "sparsify_": "llmprune.sparsify.apply",
+    "calibration_windows": "llmprune.sparsify.calib",
+    "save_sparse": "llmprune.sparsify.io",
+    "magnitude_": "llmprune.sparsify.magnitude",
+    "layer_mask": "llmprune.sparsify.masks",
+    "nm_mask": "llmprune.sparsify.masks",
+    "row_mask": "llmprune.sparsify.masks",
+    "sparsity_report": "llmprune.sparsify.report",
+    "global_magnitude_": "llmprune.sparsify.torch_prune",
+    "wanda_": "llmprune.sparsify.wanda",
+    "wanda_scores": "llmprune.sparsify.wanda",
+}
+
+__all__ = ["METHODS", "SparsifyConfig", "parse_pattern", "sparsify_config", "wanda_calib", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'llmprune.sparsify' has no attribute {name!r}")

@@ -32,7 +32,6 @@ def sparsify_(
 ) -> dict:
     """Sparsify `model` in place. Wanda needs calibration `batches` or a `tokenizer` to sample them
     (`config.calib`). Returns the report: config, achieved sparsity (see `sparsity_report`), seconds."""
-    config.validate()
     check_model(model, config)
     t0 = time.perf_counter()
     calib_seconds = 0.0

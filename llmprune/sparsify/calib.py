@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from llmprune.config import CalibConfig
 from llmprune.data.calib import calibration_batches
+from llmprune.data.config import CalibConfig
 from llmprune.data.sources import SOURCES, load_text, resolve_file
 from llmprune.errors import LlmpruneError
 

@@ -1,10 +1,10 @@
 """Settings of an unstructured / semi-structured sparsification run, validated up front.
 
-`SparsifyConfig(method, sparsity, pattern, calib...)`:
+`SparsifyConfig(method=, sparsity=, pattern=, calib=, sequential=)` (`sparsify_config` for CLI-style errors):
 - `method`: `magnitude` (lowest |W| of each weight matrix), `wanda` (lowest |W_ij| * ||X_j||_2 of each
   output row, activations from calibration) or `global-magnitude` (`torch.nn.utils.prune.global_unstructured`
   with L1 over all selected Linear layers, made permanent with `prune.remove`).
-- `sparsity`: fraction of weights set to zero, in [0, 1).
+- `sparsity`: fraction of weights set to zero, in [0, 1) (default 0.5, or implied by the pattern).
 - `pattern` `"N:M"`: semi-structured sparsity in the NVIDIA sense: in every group of M consecutive input
   weights of an output row at most N are non-zero (the N largest scores are kept, M - N are zeroed).
   The sparsity is then implied, 1 - N/M (2:4 and 4:8 zero half of the weights); passing a different
@@ -15,15 +15,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from llmprune.config import CalibConfig
-from llmprune.errors import LlmpruneError, describe_validation
+from llmprune.data.config import CalibConfig
+from llmprune.errors import LlmpruneError, as_option, validate_config
 
 METHODS: tuple[str, ...] = ("magnitude", "wanda", "global-magnitude")
 NEEDS_CALIBRATION: tuple[str, ...] = ("wanda",)
+DEFAULT_SPARSITY = 0.5
 
 
 def parse_pattern(pattern: str | None) -> tuple[int, int] | None:
@@ -48,27 +49,72 @@ WANDA_CALIB: dict = {"source": "c4", "samples": 128, "seq_len": 2048, "seed": 0}
 
 
 def wanda_calib(**overrides) -> CalibConfig:
-    """The calibration windows Wanda uses (`llmprune.config.CalibConfig` with Wanda's defaults: 128 x 2048
+    """The calibration windows Wanda uses (`llmprune.data.CalibConfig` with Wanda's defaults: 128 x 2048
     tokens of C4, seed 0), with `overrides`; a bad value raises LlmpruneError naming the option."""
-    try:
-        return CalibConfig(**(WANDA_CALIB | overrides))
-    except ValidationError as e:
-        problems = describe_validation(e.errors(), lambda loc: "--" + str(loc[0]).replace("_", "-"), show_input=True)
-        raise LlmpruneError(f"invalid calibration settings: {problems}") from e
+    return validate_config(
+        CalibConfig, WANDA_CALIB | overrides, what="calibration settings", name=as_option, show_input=True
+    )
 
 
-@dataclass
-class SparsifyConfig:
-    """What to prune and how; `validate()` raises LlmpruneError naming the bad field and the fix."""
+class SparsifyConfig(BaseModel):
+    """What to sparsify and how (see the module doc); validated on construction."""
 
-    method: str = "wanda"
-    sparsity: float | None = 0.5
-    pattern: str | None = None
-    calib: CalibConfig = field(default_factory=wanda_calib)
-    sequential: bool = True
+    model_config = ConfigDict(extra="forbid")
+    method: str = Field("wanda", description="magnitude (per layer), wanda (per row) or global-magnitude")
+    sparsity: float | None = Field(
+        None, description=f"fraction of weights to zero, in [0, 1); default {DEFAULT_SPARSITY}, or 1-N/M with a pattern"
+    )
+    pattern: str | None = Field(None, description="N:M semi-structured sparsity: keep N of every M inputs (2:4, 4:8)")
+    calib: CalibConfig = Field(default_factory=lambda: CalibConfig(**WANDA_CALIB), description="Wanda's calibration")
+    sequential: bool = Field(
+        True,
+        description="Wanda: statistics of each layer from the already-pruned layers before it (locuslab/wanda), "
+        "or from the dense model in one forward pass (half the compute)",
+    )
 
-    def __post_init__(self) -> None:
-        self.validate()
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        if v not in METHODS:
+            raise ValueError(f"unknown method {v!r}; choose one of {', '.join(METHODS)}")
+        return v
+
+    @field_validator("sparsity")
+    @classmethod
+    def _sparsity(cls, v: float | None) -> float | None:
+        if v is not None and not 0.0 <= float(v) < 1.0:
+            raise ValueError(f"sparsity must be in [0, 1) (got {v}); e.g. 0.5 zeroes half the weights")
+        return v
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        try:
+            parse_pattern(v)
+        except LlmpruneError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+    @model_validator(mode="after")
+    def _implied(self) -> SparsifyConfig:
+        nm = self.nm
+        if nm is None:
+            if self.sparsity is None:
+                self.sparsity = DEFAULT_SPARSITY
+            return self
+        implied = 1.0 - nm[0] / nm[1]
+        if self.sparsity is not None and abs(float(self.sparsity) - implied) > 1e-9:
+            raise ValueError(
+                f"pattern {self.pattern} implies sparsity {implied:g} but sparsity {self.sparsity} was given; "
+                f"drop the sparsity or pass {implied:g}"
+            )
+        if self.method == "global-magnitude":
+            raise ValueError(
+                "a pattern is not supported with method global-magnitude (a global threshold cannot keep "
+                "N of every M weights); use method magnitude or wanda with a pattern"
+            )
+        self.sparsity = implied
+        return self
 
     @property
     def nm(self) -> tuple[int, int] | None:
@@ -77,36 +123,17 @@ class SparsifyConfig:
     @property
     def target(self) -> float:
         """The fraction of weights zeroed in every selected layer (implied by the pattern when given)."""
-        nm = self.nm
-        return 1.0 - nm[0] / nm[1] if nm else float(self.sparsity)
+        return float(self.sparsity)
 
-    def validate(self) -> None:
-        if self.method not in METHODS:
-            raise LlmpruneError(f"unknown --method {self.method!r}; choose one of {', '.join(METHODS)}")
-        nm = parse_pattern(self.pattern)
-        if nm is None and self.sparsity is None:
-            raise LlmpruneError("no sparsity given; pass --sparsity in [0, 1) or --pattern N:M")
-        if self.sparsity is not None and not 0.0 <= float(self.sparsity) < 1.0:
-            raise LlmpruneError(f"--sparsity must be in [0, 1) (got {self.sparsity}); e.g. 0.5 zeroes half the weights")
-        if nm is not None:
-            implied = 1.0 - nm[0] / nm[1]
-            if self.sparsity is not None and abs(float(self.sparsity) - implied) > 1e-9:
-                raise LlmpruneError(
-                    f"--pattern {self.pattern} implies sparsity {implied:g} but --sparsity {self.sparsity} was given; "
-                    f"drop --sparsity or pass --sparsity {implied:g}"
-                )
-            if self.method == "global-magnitude":
-                raise LlmpruneError(
-                    "--pattern is not supported with --method global-magnitude (a global threshold cannot keep "
-                    "N of every M weights); use --method magnitude or wanda with --pattern"
-                )
-            self.sparsity = implied
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["calib"] = self.calib.model_dump()
+    def to_dict(self) -> dict[str, Any]:
+        d = self.model_dump()
         d["target_sparsity"] = self.target
         if self.method not in NEEDS_CALIBRATION:
             d.pop("calib")
             d.pop("sequential")
         return d
+
+
+def sparsify_config(**fields: Any) -> SparsifyConfig:
+    """A validated SparsifyConfig; a bad value raises LlmpruneError naming the option (`--sparsity: ...`)."""
+    return validate_config(SparsifyConfig, fields, what="sparsify settings", name=as_option, show_input=True)

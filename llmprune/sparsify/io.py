@@ -16,9 +16,8 @@ import torch
 from torch import nn
 
 from llmprune.fsutil import atomic_dir
-from llmprune.surgery.io import probe_ids, probe_logits, verify_reload
-
-REPORT = "report.json"
+from llmprune.models.reload import probe_ids, probe_logits, verify_reload
+from llmprune.runfolder import REPORT
 
 
 def _load_plain(folder: Path, dtype: torch.dtype, device: torch.device) -> nn.Module:

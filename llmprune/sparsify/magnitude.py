@@ -7,7 +7,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from llmprune.sparsify.masks import apply_mask_, select_mask
-from llmprune.sparsify.targets import check_pattern_fits, decoder_layers, layer_linears, target_linears
+from llmprune.sparsify.targets import check_pattern_fits, layer_targets, target_linears
 
 
 @torch.no_grad()
@@ -18,7 +18,7 @@ def magnitude_(
     With `nm=(N, M)` keep the N largest |W| of every M consecutive inputs of each row instead."""
     if nm is not None:
         check_pattern_fits(target_linears(model), nm[1])
-    for layer in tqdm(decoder_layers(model), desc="magnitude", unit="layer", disable=not progress):
-        for lin in layer_linears(layer).values():
+    for _, linears in tqdm(layer_targets(model), desc="magnitude", unit="layer", disable=not progress):
+        for lin in linears.values():
             apply_mask_(lin.weight, select_mask(lin.weight.abs(), sparsity, nm, per_row=False))
     return model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from llmprune.sparsify.targets import decoder_layers, layer_linears
+from llmprune.sparsify.targets import layer_targets
 
 
 def sparsity_report(model: nn.Module) -> dict:
@@ -13,12 +13,12 @@ def sparsity_report(model: nn.Module) -> dict:
     modules: dict[str, float] = {}
     layers = []
     zeros = numel = 0
-    for i, layer in enumerate(decoder_layers(model)):
+    for i, (prefix, linears) in enumerate(layer_targets(model)):
         lz = ln = 0
         row: dict = {"layer": i}
-        for short, lin in layer_linears(layer).items():
+        for short, lin in linears.items():
             z, n = int((lin.weight == 0).sum()), lin.weight.numel()
-            modules[f"model.layers.{i}.{short}"] = z / n
+            modules[f"{prefix}.{short}"] = z / n
             row[short.split(".")[-1]] = z / n
             lz, ln = lz + z, ln + n
         row["total"] = lz / ln

@@ -1,63 +1,32 @@
-"""Which weights are sparsified: the q/k/v/o and gate/up/down Linear layers of every decoder layer.
+"""Which weights are sparsified: the attention and MLP projections of every decoder layer.
 
-Embeddings, norms and lm_head are never touched. Names are the model's own module names
-(`model.layers.3.mlp.down_proj`), so reports and errors point at the exact layer.
+Embeddings, norms and lm_head are never touched. The projections and their names come from the model's
+family (`llmprune.arch`): names are the model's own module names (`model.layers.3.mlp.down_proj`), so
+reports and errors point at the exact layer.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
+from llmprune.arch import ROLES, Family, describe
 from llmprune.errors import LlmpruneError
 
-TARGET_NAMES: tuple[str, ...] = (
-    "self_attn.q_proj",
-    "self_attn.k_proj",
-    "self_attn.v_proj",
-    "self_attn.o_proj",
-    "mlp.gate_proj",
-    "mlp.up_proj",
-    "mlp.down_proj",
-)
+
+def layer_linears(layer: nn.Module, family: Family) -> dict[str, nn.Linear]:
+    """{path in the layer (`mlp.up_proj`): Linear} of one decoder layer, in role order (q, k, v, o, gate, up, down)."""
+    return {family.proj_path(r): layer.get_submodule(family.proj_path(r)) for r in ROLES}
 
 
-def decoder_layers(model: nn.Module) -> nn.ModuleList:
-    """`model.model.layers` of a *ForCausalLM, with a clear error for anything else."""
-    inner = getattr(model, "model", None)
-    layers = getattr(inner, "layers", None)
-    if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
-        raise LlmpruneError(
-            f"{type(model).__name__} has no decoder layers at .model.layers; load a LLaMA/Mistral/Qwen2-style "
-            "causal LM with AutoModelForCausalLM"
-        )
-    return layers
-
-
-def layer_linears(layer: nn.Module) -> dict[str, nn.Linear]:
-    """{short name (`mlp.up_proj`): Linear} of one decoder layer, in TARGET_NAMES order."""
-    out = {}
-    for name in TARGET_NAMES:
-        try:
-            mod = layer.get_submodule(name)
-        except AttributeError:
-            continue
-        if isinstance(mod, nn.Linear):
-            out[name] = mod
-    if not out:
-        raise LlmpruneError(
-            f"decoder layer {type(layer).__name__} has none of {', '.join(TARGET_NAMES)} as nn.Linear; "
-            "only LLaMA/Mistral/Qwen2-style layers are supported"
-        )
-    return out
+def layer_targets(model: nn.Module) -> list[tuple[str, dict[str, nn.Linear]]]:
+    """[(layer name, `layer_linears` of that layer)] for every decoder layer, in order."""
+    lay = describe(model)  # an unsupported architecture fails here, naming the supported families
+    return [(lay.layer(i), layer_linears(model.get_submodule(lay.layer(i)), lay.family)) for i in range(lay.num_layers)]
 
 
 def target_linears(model: nn.Module) -> dict[str, nn.Linear]:
-    """{full module name: Linear} of every selected layer, in model order."""
-    return {
-        f"model.layers.{i}.{short}": lin
-        for i, layer in enumerate(decoder_layers(model))
-        for short, lin in layer_linears(layer).items()
-    }
+    """{full module name: Linear} of every selected projection, in model order."""
+    return {f"{prefix}.{short}": lin for prefix, linears in layer_targets(model) for short, lin in linears.items()}
 
 
 def check_pattern_fits(linears: dict[str, nn.Linear], m: int) -> None:

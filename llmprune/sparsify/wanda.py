@@ -2,10 +2,11 @@
 
 Follows the reference implementation (locuslab/wanda `prune_wanda`):
 1. run the model on the calibration windows up to decoder layer 0 and keep that layer's inputs and
-   call keyword arguments (attention mask, position ids, rotary position embeddings);
+   call keyword arguments (attention mask, position ids, rotary position embeddings;
+   `llmprune.activations.capture_layer_inputs`);
 2. for each decoder layer in turn: run it on its inputs while forward pre-hooks on its Linear layers
-   accumulate the squared L2 norm of every input channel over all tokens (`RowNorms`, the reference's
-   `scaler_row`); prune every Linear of the layer with score |W| * sqrt(scaler_row); run the *pruned*
+   accumulate the squared L2 norm of every input channel over all tokens (`llmprune.activations.RowNorms`,
+   the reference's `scaler_row`); prune every Linear of the layer with score |W| * sqrt(scaler_row); run the *pruned*
    layer again to produce the inputs of the next layer.
 So layer i's statistics come from the outputs of the already-pruned layers 0..i-1.
 
@@ -21,30 +22,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from llmprune.activations import LayerInputs, RowNorms, capture_layer_inputs, layer_output, record_inputs
+from llmprune.arch import decoder_layers, describe
 from llmprune.sparsify.masks import apply_mask_, select_mask
-from llmprune.sparsify.targets import check_pattern_fits, decoder_layers, layer_linears, target_linears
-
-
-class _Captured(Exception):
-    """Raised by the layer-0 hook to stop the forward pass once the layer's inputs are stored."""
-
-
-class RowNorms:
-    """Running mean over samples of sum_tokens x_j^2 per input channel j (the reference's `scaler_row`)."""
-
-    def __init__(self, features: int, device: torch.device | None = None) -> None:
-        self.scaler_row = torch.zeros(features, dtype=torch.float32, device=device)
-        self.nsamples = 0
-
-    def add(self, x: torch.Tensor) -> None:
-        """Add a batch of inputs of shape (batch, tokens, features) or (tokens, features)."""
-        if x.dim() == 2:
-            x = x.unsqueeze(0)
-        batch = x.shape[0]
-        x = x.reshape(-1, x.shape[-1]).float()
-        self.scaler_row *= self.nsamples / (self.nsamples + batch)
-        self.nsamples += batch
-        self.scaler_row += x.pow(2).sum(dim=0) / self.nsamples
+from llmprune.sparsify.targets import check_pattern_fits, layer_linears, target_linears
 
 
 def wanda_scores(weight: torch.Tensor, scaler_row: torch.Tensor) -> torch.Tensor:
@@ -52,56 +33,20 @@ def wanda_scores(weight: torch.Tensor, scaler_row: torch.Tensor) -> torch.Tensor
     return weight.detach().abs().float() * torch.sqrt(scaler_row.float()).reshape(1, -1)
 
 
-Inputs = list[tuple[torch.Tensor, dict]]
-
-
-@torch.no_grad()
-def capture_layer_inputs(model: nn.Module, batches: torch.Tensor, *, micro_batch: int = 8) -> Inputs:
-    """[(hidden states, call kwargs)] that decoder layer 0 receives, one entry per micro-batch of windows."""
-    device = next(model.parameters()).device
-    first = decoder_layers(model)[0]
-    captured: Inputs = []
-
-    def hook(_module, args, kwargs):
-        kwargs = dict(kwargs)
-        hidden = args[0] if args else kwargs.pop("hidden_states")
-        captured.append((hidden.detach(), kwargs))
-        raise _Captured
-
-    handle = first.register_forward_pre_hook(hook, with_kwargs=True)
-    try:
-        for i in range(0, batches.shape[0], micro_batch):
-            try:
-                model(input_ids=batches[i : i + micro_batch].to(device), use_cache=False)
-            except _Captured:
-                pass
-    finally:
-        handle.remove()
-    return captured
-
-
-def _output(out) -> torch.Tensor:
-    return out[0] if isinstance(out, (tuple, list)) else out
-
-
 @torch.no_grad()
 def layer_input_norms(
-    layer: nn.Module, inputs: Inputs, *, keep_outputs: bool = False
-) -> tuple[dict[str, RowNorms], Inputs]:
-    """Run `layer` on `inputs`; return the input statistics of each of its selected Linear layers and,
-    with `keep_outputs`, the layer's outputs as the next layer's inputs (else an empty list)."""
-    stats, handles, outputs = {}, [], []
-    for name, lin in layer_linears(layer).items():
-        stats[name] = RowNorms(lin.in_features, lin.weight.device)
-        handles.append(lin.register_forward_pre_hook(lambda _m, args, s=stats[name]: s.add(args[0].detach())))
-    try:
+    layer: nn.Module, linears: dict[str, nn.Linear], inputs: LayerInputs, *, keep_outputs: bool = False
+) -> tuple[dict[str, RowNorms], LayerInputs]:
+    """Run `layer` on `inputs`; return the input statistics of each of its selected Linear layers
+    (`linears`: {path in the layer: Linear}) and, with `keep_outputs`, the layer's outputs as the next
+    layer's inputs (else an empty list)."""
+    stats = {name: RowNorms(lin.in_features, lin.weight.device) for name, lin in linears.items()}
+    outputs = []
+    with record_inputs(layer, stats):
         for hidden, kwargs in inputs:
             out = layer(hidden, **kwargs)
             if keep_outputs:
-                outputs.append((_output(out), kwargs))
-    finally:
-        for h in handles:
-            h.remove()
+                outputs.append((layer_output(out), kwargs))
     return stats, outputs
 
 
@@ -130,16 +75,18 @@ def wanda_(
     model.eval()
     inputs = capture_layer_inputs(model, batches, micro_batch=micro_batch)
     used: dict[str, torch.Tensor] = {}
+    layout = describe(model)
     layers = decoder_layers(model)
     for i, layer in enumerate(tqdm(layers, desc="wanda", unit="layer", disable=not progress)):
         last = i + 1 == len(layers)
-        stats, outputs = layer_input_norms(layer, inputs, keep_outputs=not sequential and not last)
-        for name, lin in layer_linears(layer).items():
+        linears = layer_linears(layer, layout.family)
+        stats, outputs = layer_input_norms(layer, linears, inputs, keep_outputs=not sequential and not last)
+        for name, lin in linears.items():
             scaler_row = stats[name].scaler_row
             apply_mask_(lin.weight, select_mask(wanda_scores(lin.weight, scaler_row), sparsity, nm, per_row=True))
-            used[f"model.layers.{i}.{name}"] = scaler_row.cpu()
+            used[f"{layout.layer(i)}.{name}"] = scaler_row.cpu()
         if sequential and not last:  # the pruned layer produces the next layer's inputs
-            outputs = [(_output(layer(hidden, **kwargs)), kwargs) for hidden, kwargs in inputs]
+            outputs = [(layer_output(layer(hidden, **kwargs)), kwargs) for hidden, kwargs in inputs]
         inputs = outputs
     model.train(was_training)
     return used

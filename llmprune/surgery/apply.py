@@ -4,9 +4,11 @@
     >>> prune_(model, plan)            # in place; model.config now states the new shapes
     >>> save_pruned(model, plan, "out/")
 
-`mask_(copy, plan)` zeroes the members of every removed unit instead, keeping all shapes; its logits
-equal the pruned model's (tests/surgery check it to 1e-5 in fp32). Both validate the plan against the
-model's current tensor shapes first, and change nothing when it does not apply.
+Both go through the graph's groups (`llmprune.graph`): the plan names units of groups
+(`PrunePlan.removed_units`), `llmprune.graph.mask.unit_slices` turns them into parameter slices, and
+`prune_` removes exactly those slices while `mask_` zeroes them, keeping all shapes. The masked model's
+logits equal the pruned model's (tests/surgery check it to 1e-5 in fp32). Both validate the plan against
+the model's current tensor shapes first, and change nothing when it does not apply.
 """
 
 from __future__ import annotations
@@ -14,40 +16,28 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from llmprune.arch import Layout, describe, set_layer_shape_
 from llmprune.errors import LlmpruneError
-from llmprune.plan import BaseShape, PrunePlan
-from llmprune.surgery import arch
-from llmprune.surgery.attention import mask_heads_, prune_heads_
-from llmprune.surgery.hidden import mask_hidden_, prune_hidden_
+from llmprune.graph.build import build_groups
+from llmprune.graph.mask import Slices, unit_slices, zero_slices_
+from llmprune.prune.plan import BaseShape, PrunePlan
 from llmprune.surgery.layers import drop_layers_, mask_layer_
-from llmprune.surgery.mlp import mask_mlp_, prune_mlp_
 from llmprune.surgery.shapes import sync_config_
+from llmprune.surgery.slicing import remove_slices_, rescale_norm_
 
 
 def current_shape(model: nn.Module) -> BaseShape | None:
     """The model's shape read from its tensors, or None when its layers differ in width."""
-    arch.check_supported(model)
-    widths = arch.all_widths(model)
-    if len(set(widths)) != 1:
-        return None
-    w = widths[0]
-    return BaseShape(
-        model_type=model.config.model_type,
-        num_layers=len(widths),
-        hidden_size=arch.hidden_size(model),
-        num_heads=w.num_attention_heads,
-        num_kv_heads=w.num_key_value_heads,
-        head_dim=arch.head_dim(model),
-        intermediate_size=w.intermediate_size,
-    )
+    return BaseShape.from_layout(describe(model))
 
 
-def check_plan(model: nn.Module, plan: PrunePlan) -> None:
-    """Raise LlmpruneError unless `plan` is valid and was made for a model of this shape."""
+def check_plan(model: nn.Module, plan: PrunePlan) -> Layout:
+    """Raise LlmpruneError unless `plan` is valid and was made for a model of this shape; returns its layout."""
     if not isinstance(plan, PrunePlan):
         raise LlmpruneError(f"expected a PrunePlan, got {type(plan).__name__}; load one with PrunePlan.load(path)")
     plan.validate()
-    shape = current_shape(model)
+    layout = describe(model)
+    shape = BaseShape.from_layout(layout)
     if shape is None:
         raise LlmpruneError(
             "this model's layers already have different widths (it was pruned non-uniformly); a plan describes "
@@ -62,26 +52,37 @@ def check_plan(model: nn.Module, plan: PrunePlan) -> None:
         raise LlmpruneError(
             f"the plan was made for another model shape (plan vs model: {diff}); make the plan on this model"
         )
+    return layout
+
+
+def plan_slices(model: nn.Module, layout: Layout, plan: PrunePlan) -> Slices:
+    """The parameter slices the plan's units own (dropped layers excluded: they go whole)."""
+    groups = {g.id: g for g in build_groups(model, layout=layout)}
+    return unit_slices((groups[gid], units) for gid, units in plan.removed_units().items())
 
 
 @torch.no_grad()
 def prune_(model: nn.Module, plan: PrunePlan) -> nn.Module:
-    """Apply `plan` to `model` in place and return it; every shape-dependent config field is updated.
+    """Apply `plan` to `model` in place and return it; every shape-dependent attribute and config field is
+    updated.
 
-    Order: heads and MLP channels per layer, then hidden channels model-wide, then dropped layers
-    (the plan's indices all refer to the original model, which `check_plan` guarantees is `model`).
+    The slices of the removed heads, KV heads, MLP channels and hidden channels go at once (all indices
+    refer to the original model, which `check_plan` guarantees `model` is); the norms over the hidden
+    size are rescaled when hidden channels went (`rescale_norm_`: exact); then dropped layers go.
     `model.config` afterwards holds the true shapes when they fit a stock config, else a valid skeleton
     (see `llmprune.surgery.shapes`). Works on any device and dtype; `requires_grad` flags are kept.
     """
-    check_plan(model, plan)
-    layers = arch.layers(model)
-    for lp in plan.layers:
-        if lp.drop:
-            continue
-        prune_heads_(layers[lp.layer].self_attn, lp.heads, lp.kv_heads)
-        prune_mlp_(layers[lp.layer].mlp, lp.mlp_channels)
-    prune_hidden_(model, plan.hidden_channels)
-    drop_layers_(model, plan.dropped_layers)
+    layout = check_plan(model, plan)
+    fam = layout.family
+    remove_slices_(model, plan_slices(model, layout, plan))
+    if plan.hidden_channels:
+        ratio = layout.hidden_size / (layout.hidden_size - len(plan.hidden_channels))
+        for name in layout.hidden_norms():
+            rescale_norm_(model.get_submodule(name), ratio, fam.norm_eps)
+    new = describe(model)
+    for i, shape in enumerate(new.layers):
+        set_layer_shape_(model.get_submodule(new.layer(i)), fam, shape, hidden=new.hidden_size)
+    drop_layers_(model, new, plan.dropped_layers)
     sync_config_(model)
     return model
 
@@ -95,13 +96,8 @@ def mask_(model: nn.Module, plan: PrunePlan) -> nn.Module:
     rows and biases, norm entries. Dropped layers: o_proj and down_proj zeroed, so the layer adds
     nothing to the residual stream (identity). The config is not touched.
     """
-    check_plan(model, plan)
-    layers = arch.layers(model)
-    for lp in plan.layers:
-        if lp.drop:
-            mask_layer_(layers[lp.layer])
-            continue
-        mask_heads_(layers[lp.layer].self_attn, lp.heads, lp.kv_heads)
-        mask_mlp_(layers[lp.layer].mlp, lp.mlp_channels)
-    mask_hidden_(model, plan.hidden_channels)
+    layout = check_plan(model, plan)
+    zero_slices_(model, plan_slices(model, layout, plan))
+    for i in plan.dropped_layers:
+        mask_layer_(model, layout, i)
     return model

@@ -22,7 +22,7 @@ def _run(argv):
     [
         (["eval", "./no/such/model"], "model path not found"),
         (["eval", "nosuchalias"], "unknown model alias"),
-        (["eval", "smollm2-135m", "--seq-len", "1"], "--seq-len must be > 1"),
+        (["eval", "smollm2-135m", "--seq-len", "1"], "--seq-len: Input should be greater than or equal to 2 (got 1)"),
         (["eval", "smollm2-135m", "--ppl", "wikitext9"], "unknown data source 'wikitext9'"),
     ],
 )

@@ -72,3 +72,15 @@ CONTEXT_ROWS = [
     },
     {"id": "w3", "contexts": ["A", "The long context B", "C c"], "continuation": " ends here", "label": 2},
 ]
+
+
+class FakeLM:
+    """Answers lm-eval loglikelihood requests from a table, in request order."""
+
+    def __init__(self, table):
+        self.table = table
+        self.seen = []
+
+    def loglikelihood(self, instances, disable_tqdm=False):
+        self.seen.extend(i.args for i in instances)
+        return [(self.table[i.args], False) for i in instances]

@@ -11,8 +11,7 @@ from llmprune.eval import zeroshot as zs
 from llmprune.eval.cache import ResultCache, check_cache_file, example_key, model_fingerprint
 from llmprune.eval.tasks import load_task
 from llmprune.eval.zeroshot import evaluate_task
-from tests.eval.helpers import CHOICE_ROWS, run_cli, write_jsonl
-from tests.eval.test_zeroshot import FakeLM
+from tests.eval.helpers import CHOICE_ROWS, FakeLM, run_cli, write_jsonl
 
 
 def _table(task):

@@ -9,7 +9,7 @@ import pytest
 from llmprune.eval.harness import loglikelihoods, make_lm, reference_evaluate
 from llmprune.eval.tasks import Example, load_task
 from llmprune.eval.zeroshot import evaluate_task, pick, score_examples, task_loglikelihoods
-from tests.eval.helpers import summed_logprob
+from tests.eval.helpers import FakeLM, summed_logprob
 
 pytest.importorskip("lm_eval")
 
@@ -33,18 +33,6 @@ def test_score_examples_by_hand():
     acc, acc_norm, picks, picks_norm = score_examples(examples, lls)
     assert picks == [0, 0, 1, 1] and picks_norm == [1, 1, 2, 1]
     assert acc == 2 / 4 and acc_norm == 3 / 4
-
-
-class FakeLM:
-    """Answers lm-eval loglikelihood requests from a table, in request order."""
-
-    def __init__(self, table):
-        self.table = table
-        self.seen = []
-
-    def loglikelihood(self, instances, disable_tqdm=False):
-        self.seen.extend(i.args for i in instances)
-        return [(self.table[i.args], False) for i in instances]
 
 
 def test_evaluate_task_maps_results_back_to_examples(choice_task):

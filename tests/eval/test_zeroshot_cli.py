@@ -64,8 +64,11 @@ def test_evaluate_combines_ppl_and_tasks(tmp_path, byte_model, byte_tok, choice_
         (["--tasks", "./missing/task.jsonl"], "task file not found"),
         (["--tasks", "BAD"], ":2: 'label' 5 out of range 0..1"),
         (["--ppl", "none"], "nothing to evaluate"),
-        (["--tasks", "GOOD", "--limit", "0"], "--limit must be >= 1"),
-        (["--tasks", "GOOD", "--scorer", "fast"], "unknown scorer 'fast'; use one of: shared-prefix, lm-eval"),
+        (["--tasks", "GOOD", "--limit", "0"], "--limit: Input should be greater than or equal to 1 (got 0)"),
+        (
+            ["--tasks", "GOOD", "--scorer", "fast"],
+            "--scorer: Input should be 'shared-prefix' or 'lm-eval' (got 'fast')",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(tmp_path, model_dir, extra, message, capsys):

@@ -11,8 +11,8 @@ import torch
 from llmprune.errors import LlmpruneError
 from llmprune.graph import build_groups
 from llmprune.graph.mask import zero_units_
-from tests.conftest import tiny_config
 from tests.graph.cases import CASES, IDS
+from tests.tiny import tiny_config
 
 HD = 8  # head_dim of the tiny configs
 

@@ -13,7 +13,7 @@ from llmprune.graph import Member, build_groups
 from llmprune.graph.trace import trace_model
 from llmprune.graph.verify import CouplingMismatch, sample_units, verify_groups
 from tests.graph.cases import CASES, IDS
-from tests.graph.test_families import shrink_layer
+from tests.tiny import shrink_layer
 
 
 @pytest.mark.parametrize(("case", "family", "heads", "kv", "extra"), CASES, ids=IDS)

@@ -25,7 +25,7 @@ def _same(model, ref):
 
 
 def _save_tiny(make_tiny, path, **kw):
-    from tests.conftest import save_tiny
+    from tests.tiny import save_tiny
 
     return save_tiny(path, "llama", **kw)
 

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from llmprune.plan import BaseShape, LayerPlan, PrunePlan
-from tests.conftest import tiny_model, word_tokenizer
+from llmprune.prune.plan import BaseShape, LayerPlan, PrunePlan
+from tests.tiny import tiny_model, word_tokenizer
 
 
 def tiny_plan(base: BaseShape, kind: str) -> PrunePlan:

@@ -10,7 +10,7 @@ import torch
 from llmprune.errors import LlmpruneError
 from llmprune.recovery.config import RecoveryConfig, recovery_config
 from llmprune.recovery.data import IGNORE, Example, alpaca_examples, build_datasets, load_source, pack
-from tests.conftest import tiny_model, word_tokenizer
+from tests.tiny import tiny_model, word_tokenizer
 
 
 def test_pack_keeps_every_token_once_and_restarts_positions():

@@ -9,7 +9,7 @@ from llmprune.errors import LlmpruneError
 from llmprune.models import load_model
 from llmprune.recovery import recover
 from llmprune.recovery.distill import IGNORE, Teacher, combine, kd_sum, loss_sums
-from tests.conftest import tiny_model
+from tests.tiny import tiny_model
 
 
 def test_kl_is_zero_for_identical_logits_and_positive_otherwise():

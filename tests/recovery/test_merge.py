@@ -52,7 +52,7 @@ def test_merge_is_exact_and_reloads_without_peft(pruned, tmp_path, kind):
     for reloaded in (load_model(str(out), device="cpu")[0], load_pruned(out)):
         torch.testing.assert_close(logits(reloaded), ref, atol=1e-4, rtol=0)
     manifest, original = read_manifest(out), read_manifest(src)
-    assert manifest["layers"] == original["layers"] and manifest["stock_loadable"] == original["stock_loadable"]
+    assert manifest.layers == original.layers and manifest.stock_loadable == original.stock_loadable
     assert (out / "plan.json").read_text() == (src / "plan.json").read_text()
 
 
@@ -92,7 +92,7 @@ def test_adapter_targets_as_a_peft_regex_are_left_to_peft(pruned, tmp_path):
 
 
 def test_adapter_on_a_tied_lm_head_is_refused(tmp_path):
-    from tests.conftest import tiny_model
+    from tests.tiny import tiny_model
 
     lora = tmp_path / "lora"
     lora.mkdir()

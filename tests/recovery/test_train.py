@@ -102,7 +102,7 @@ def test_a_checkpoint_of_other_shapes_is_refused(pruned, alpaca_file, tmp_path):
 def test_tied_embeddings_cannot_be_a_lora_target():
     """LoRA on a tied lm_head would, once merged, also change the input embeddings."""
     from llmprune.recovery.lora import check_targets, shared_weights
-    from tests.conftest import tiny_model
+    from tests.tiny import tiny_model
 
     tied = tiny_model("llama", tie_word_embeddings=True)
     assert shared_weights(tied, ["lm_head"]) == {"lm_head": ["model.embed_tokens.weight"]}
@@ -134,7 +134,10 @@ def test_bad_targets_and_data(pruned, alpaca_file, tmp_path, capsys):
         (["--data", str(tmp_path / "nope.json")], "training data not found"),
         (["--data", str(alpaca_file), "--targets", "q_proj,wq"], "LoRA target(s) wq not found"),
         (["--data", str(alpaca_file), "--batch-size", "6"], "multiple of micro_batch_size"),
-        (["--data", str(alpaca_file), "--lora-dropout", "1.5"], "option.lora_dropout"),
+        (
+            ["--data", str(alpaca_file), "--lora-dropout", "1.5"],
+            "--lora-dropout: Input should be less than 1 (got 1.5)",
+        ),
     ]:
         with pytest.raises(SystemExit) as e:
             main(["recover", str(src), "--out", str(tmp_path / "cli"), *argv])

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from llmprune.errors import LlmpruneError
-from llmprune.plan import BaseShape, LayerPlan, PrunePlan
+from llmprune.prune.plan import BaseShape, LayerPlan, PrunePlan
 from llmprune.report import load_run, write_report
 from llmprune.report.tables import layer_widths, metrics_rows
 from tests.eval.helpers import run_cli
@@ -154,7 +154,7 @@ def test_layer_widths_from_a_plan():
         ("empty", "is not a run folder: it has no report.json"),
         ("no_plan", "it has no plan.json"),
         ("bad_json", "report.json is not valid JSON"),
-        ("not_ours", "lacks params_before"),
+        ("not_ours", "is not a valid run report: params_before: Field required"),
     ],
 )
 def test_bad_run_dir_is_a_clear_error(tmp_path, setup, message, capsys):

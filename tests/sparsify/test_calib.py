@@ -10,8 +10,7 @@ import torch
 from llmprune.errors import LlmpruneError
 from llmprune.sparsify.calib import calibration_windows, document_windows, read_documents
 from llmprune.sparsify.config import wanda_calib
-
-from ..conftest import word_tokenizer
+from tests.tiny import word_tokenizer
 
 
 def _docs():

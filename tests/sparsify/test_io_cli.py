@@ -11,8 +11,7 @@ from llmprune.cli.app import main
 from llmprune.models import load_model
 from llmprune.sparsify import SparsifyConfig, save_sparse, sparsify_
 from llmprune.sparsify.targets import target_linears
-
-from ..conftest import word_tokenizer
+from tests.tiny import word_tokenizer
 
 
 def _run(argv):
@@ -26,7 +25,7 @@ def _run(argv):
 @pytest.mark.parametrize("tie", [False, True])
 def test_save_then_load_gives_identical_logits(tmp_path, make_tiny, tie):
     model = make_tiny("llama", tie_word_embeddings=tie)
-    report = sparsify_(model, SparsifyConfig("magnitude", 0.5), progress=False)
+    report = sparsify_(model, SparsifyConfig(method="magnitude", sparsity=0.5), progress=False)
     out = save_sparse(model, word_tokenizer(), tmp_path / "sparse", report)
     assert {"config.json", "model.safetensors", "report.json", "tokenizer.json"} <= {p.name for p in out.iterdir()}
     loaded, tok = load_model(str(out), dtype="float32", device="cpu")
@@ -76,12 +75,12 @@ def test_cli_pattern_json(tmp_path, tiny_dir, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--sparsity", "1.0"], "--sparsity must be in [0, 1)"),
-        (["--sparsity", "-0.2"], "--sparsity must be in [0, 1)"),
+        (["--sparsity", "1.0"], "--sparsity: Value error, sparsity must be in [0, 1)"),
+        (["--sparsity", "-0.2"], "--sparsity: Value error, sparsity must be in [0, 1)"),
         (["--pattern", "3:5"], "model.layers.0.self_attn.q_proj: its 32 inputs are not a multiple of 5"),
         (["--pattern", "4:2"], "need 0 < N < M"),
         (["--pattern", "2:4", "--sparsity", "0.3"], "implies sparsity 0.5"),
-        (["--method", "sparsegpt"], "unknown --method"),
+        (["--method", "sparsegpt"], "--method: Value error, unknown method 'sparsegpt'"),
         (["--method", "wanda", "--samples", "0"], "--samples: Input should be greater than or equal to 1 (got 0)"),
     ],
 )

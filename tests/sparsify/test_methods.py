@@ -48,7 +48,9 @@ def test_magnitude_exact_sparsity_per_layer(make_tiny):
 @pytest.mark.parametrize(("pattern", "m"), [("2:4", 4), ("4:8", 8)])
 def test_nm_pattern_every_group_half_zero(make_tiny, method, pattern, m):
     model = make_tiny("llama")
-    report = sparsify_(model, SparsifyConfig(method, None, pattern), batches=_batches(), progress=False)
+    report = sparsify_(
+        model, SparsifyConfig(method=method, sparsity=None, pattern=pattern), batches=_batches(), progress=False
+    )
     for name, lin in target_linears(model).items():
         groups = (lin.weight == 0).reshape(lin.out_features, -1, m)
         assert (groups.sum(dim=2) >= m // 2).all(), name
@@ -59,7 +61,7 @@ def test_nm_pattern_every_group_half_zero(make_tiny, method, pattern, m):
 def test_embeddings_norms_and_lm_head_untouched(make_tiny, method):
     model = make_tiny("qwen2")
     before = _untargeted(model)
-    sparsify_(model, SparsifyConfig(method, 0.5), batches=_batches(), progress=False)
+    sparsify_(model, SparsifyConfig(method=method, sparsity=0.5), batches=_batches(), progress=False)
     after = _untargeted(model)
     assert before.keys() == after.keys()
     for k in before:
@@ -163,16 +165,18 @@ def test_pattern_not_dividing_width_names_the_layer(make_tiny):
     model = make_tiny("llama")  # hidden 32, intermediate 48
     before = copy.deepcopy(model.state_dict())
     with pytest.raises(LlmpruneError, match=r"model\.layers\.0\.self_attn\.q_proj: its 32 inputs"):
-        sparsify_(model, SparsifyConfig("magnitude", None, "3:5"), progress=False)
+        sparsify_(model, SparsifyConfig(method="magnitude", sparsity=None, pattern="3:5"), progress=False)
     with pytest.raises(LlmpruneError, match=r"model\.layers\.0\.mlp\.down_proj: its 48 inputs"):
-        sparsify_(model, SparsifyConfig("wanda", None, "16:32"), batches=_batches(), progress=False)
+        sparsify_(
+            model, SparsifyConfig(method="wanda", sparsity=None, pattern="16:32"), batches=_batches(), progress=False
+        )
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k  # nothing was touched
 
 
 def test_report_contents(make_tiny):
     model = make_tiny("llama")
-    report = sparsify_(model, SparsifyConfig("magnitude", 0.25), progress=False)
+    report = sparsify_(model, SparsifyConfig(method="magnitude", sparsity=0.25), progress=False)
     ach = report["achieved"]
     assert report["method"] == "magnitude" and report["config"]["target_sparsity"] == 0.25
     assert len(ach["layers"]) == 3 and len(ach["modules"]) == 21

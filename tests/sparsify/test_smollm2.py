@@ -19,7 +19,7 @@ def test_wanda_beats_magnitude_on_smollm2(smollm2):
     results = {}
     for method in ("magnitude", "wanda"):
         model = copy.deepcopy(dense)
-        cfg = SparsifyConfig(method, 0.5, calib=wanda_calib(samples=4, seq_len=128))
+        cfg = SparsifyConfig(method=method, sparsity=0.5, calib=wanda_calib(samples=4, seq_len=128))
         report = sparsify_(model, cfg, tok, progress=False)
         assert report["achieved"]["overall"] == pytest.approx(0.5, abs=1e-6)
         lin = target_linears(model)["model.layers.7.mlp.down_proj"]

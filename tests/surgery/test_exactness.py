@@ -1,4 +1,6 @@
-"""Masked-dense logits == pruned logits for random plans of every scope, family, GQA layout and tying."""
+"""Masked-dense logits == pruned logits for random plans of every scope, family, GQA layout and tying, and
+masking zeroes exactly the members of the plan's groups (so surgery, which removes those same slices,
+removes exactly what the graph couples)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,12 @@ import random
 
 import pytest
 import torch
-from surgery_plans import SCOPES, random_plan
 
+from llmprune.arch import describe
 from llmprune.models.params import count_params
-from llmprune.plan import BaseShape
+from llmprune.prune.plan import BaseShape
 from llmprune.surgery import mask_, prune_
-from llmprune.surgery.arch import all_widths
-from llmprune.surgery.io import expected_widths
+from tests.surgery.plans import SCOPES, random_plan
 
 # (family, tiny_model kwargs): MHA, GQA, tied/untied, llama biases, qwen2 q/k/v biases
 CASES = {
@@ -29,14 +30,14 @@ CASES = {
 
 def expected_params(model_cfg, plan) -> int:
     """Parameter count of the pruned model, from the plan alone (independent of the surgery code)."""
-    hidden, _, widths = expected_widths(plan)
+    hidden, _, shapes = plan.kept_shapes()
     hd, vocab = plan.base.head_dim, model_cfg.vocab_size
-    qkv_bias = model_cfg.model_type == "qwen2" or getattr(model_cfg, "attention_bias", False)
+    qkv_bias = plan.base.model_type == "qwen2" or getattr(model_cfg, "attention_bias", False)
     o_bias = getattr(model_cfg, "attention_bias", False)
     mlp_bias = getattr(model_cfg, "mlp_bias", False)
     n = vocab * hidden * (1 if model_cfg.tie_word_embeddings else 2) + hidden
-    for w in widths:
-        q, kv, i = w.num_attention_heads * hd, w.num_key_value_heads * hd, w.intermediate_size
+    for w in shapes:
+        q, kv, i = w.heads * hd, w.kv_heads * hd, w.intermediate
         n += hidden * (q + 2 * kv) + q * hidden + 3 * hidden * i + 2 * hidden
         n += (q + 2 * kv) * qkv_bias + hidden * o_bias + (2 * i + hidden) * mlp_bias
     return n
@@ -57,8 +58,8 @@ def test_masked_equals_pruned(make_tiny, case, scope):
         gen = dict(max_new_tokens=6, do_sample=False, pad_token_id=0)
         assert torch.equal(pruned.generate(ids[:1], **gen), masked.generate(ids[:1], **gen))
 
-        hidden, kept, widths = expected_widths(plan)
-        assert all_widths(pruned) == widths
+        hidden, kept, shapes = plan.kept_shapes()
+        assert list(describe(pruned).layers) == shapes
         assert pruned.config.hidden_size == hidden and pruned.config.num_hidden_layers == len(kept)
         assert [layer.self_attn.layer_idx for layer in pruned.model.layers] == list(range(len(kept)))
         assert count_params(pruned) == expected_params(pruned.config, plan)
@@ -80,7 +81,7 @@ def test_qwen2_sliding_layer_types_move_with_layers(make_tiny):
     )
     assert model.config.layer_types == ["full_attention"] * 2 + ["sliding_attention"] * 2
     base = BaseShape.from_config(model.config)
-    from llmprune.plan import LayerPlan, PrunePlan
+    from llmprune.prune.plan import LayerPlan, PrunePlan
 
     plan = PrunePlan(
         base=base, layers=(LayerPlan(layer=1, drop=True), LayerPlan(layer=2, drop=True, mlp_channels=(0,)))
@@ -99,3 +100,37 @@ def test_bf16_keeps_dtype(make_tiny):
     prune_(model, plan)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     assert model(torch.tensor([[1, 2, 3]])).logits.dtype == torch.bfloat16
+
+
+def _member_masks(model, plan) -> dict[str, torch.Tensor]:
+    """Which entries the plan's units own, written from the group members (independently of surgery)."""
+    from llmprune.arch import WRITERS
+    from llmprune.graph import build_groups
+
+    masks = {n: torch.zeros_like(p, dtype=torch.bool) for n, p in model.named_parameters()}
+    groups = {g.id: g for g in build_groups(model)}
+    for gid, units in plan.removed_units().items():
+        for m in groups[gid].members:
+            idx = [i for u in units for i in m.indices(u)]
+            masks[m.name].index_fill_(m.dim, torch.tensor(idx), True)
+    lay = describe(model)
+    writers = {lay.proj(i, role) for i in plan.dropped_layers for role in WRITERS}
+    for m in (m for i in plan.dropped_layers for m in groups[f"layers.{i}.layer"].members):
+        if m.module in writers:  # a dropped layer adds nothing: its writers (o_proj, down_proj) are zeroed whole
+            masks[m.name][...] = True
+    return masks
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+@pytest.mark.parametrize("case", CASES)
+def test_mask_zeroes_exactly_the_groups_members(make_tiny, case, scope):
+    family, kw = CASES[case]
+    model = make_tiny(family, seed=3, **kw)
+    with torch.no_grad():  # no zero anywhere before masking
+        for p in model.parameters():
+            p.copy_(p.sign().where(p != 0, torch.ones_like(p)) * (p.abs() + 0.1))
+    plan = random_plan(BaseShape.from_config(model.config), random.Random(f"members-{case}-{scope}"), scope)
+    expect = _member_masks(model, plan)
+    masked = mask_(copy.deepcopy(model), plan)
+    for name, p in masked.named_parameters():
+        assert torch.equal(p == 0, expect[name]), f"{name}: zeroed entries differ from the groups' members"

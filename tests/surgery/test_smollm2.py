@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from llmprune.models import count_params, load_model
-from llmprune.plan import BaseShape, LayerPlan, PrunePlan
-from llmprune.surgery import mask_, prune_, save_pruned, stock_loadable
+from llmprune.prune.plan import BaseShape, LayerPlan, PrunePlan, stock_loadable
+from llmprune.surgery import mask_, prune_, save_pruned
 
 
 @pytest.mark.slow

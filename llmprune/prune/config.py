@@ -1,0 +1,72 @@
+"""Validated configuration of a pruning job. Unknown keys and bad values raise an error naming the field.
+
+Importance methods and aggregations are the names their registries hold (`llmprune.importance`);
+importing this module does not load torch.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from llmprune.data.config import CalibConfig
+from llmprune.errors import LlmpruneError
+from llmprune.importance.aggregate import AGGREGATIONS, aggregation
+from llmprune.importance.methods import IMPORTANCE, importance_method
+
+__all__ = ["CalibConfig", "PruneConfig"]
+
+
+class PruneConfig(BaseModel):
+    """What to prune and how. `ratio` is the fraction of *total* parameters to remove (tied embedding once)."""
+
+    model_config = ConfigDict(extra="forbid")
+    ratio: float = Field(0.2, gt=0.0, lt=1.0, description="fraction of all parameters to remove, in (0, 1)")
+    scope: Literal["block", "channel", "layer"] = Field(
+        "block", description="block: heads + MLP channels; channel: hidden size; layer: whole decoder layers"
+    )
+    importance: str = Field("element1", description=f"importance method: {', '.join(IMPORTANCE)}")
+    aggregate: str = Field("sum", description=f"group aggregation: {', '.join(AGGREGATIONS)}")
+    layers: str | None = Field(None, description="inclusive layer range A-B to prune (default: all layers)")
+    ranking: Literal["layer", "global"] = Field(
+        "global", description="layer: same fraction in every layer of the range; global: rank units across layers"
+    )
+    prune_heads: bool = Field(True, description="block scope: also remove attention heads")
+    prune_mlp: bool = Field(True, description="block scope: remove MLP channels")
+    attn_unit: Literal["auto", "slot", "kv"] = Field(
+        "auto",
+        description="attention unit: slot (one query head per KV group, GQA), kv (a KV head with its query heads); "
+        "auto: kv for multi-head attention, slot for GQA",
+    )
+    max_layer_ratio: float = Field(0.9, gt=0.0, lt=1.0, description="at most this fraction of a layer's units go")
+    round_to: int = Field(1, ge=1, description="kept widths are rounded to a multiple of this (8/64/128: fast kernels)")
+    uniform: bool = Field(False, description="make every layer the same shape (loadable by stock transformers)")
+    calib: CalibConfig = Field(default_factory=CalibConfig)
+    reconstruct: bool = Field(
+        True, description="block scope: refit o_proj/down_proj on calibration activations after removing units"
+    )
+    reconstruct_calib: CalibConfig = Field(
+        default_factory=lambda: CalibConfig(samples=64, seq_len=128, seed=1),
+        description="calibration windows for the reconstruction statistics",
+    )
+    damp: float = Field(0.01, ge=0.0, description="reconstruction ridge, relative to the mean Gram diagonal")
+
+    @field_validator("importance")
+    @classmethod
+    def _importance(cls, v: str) -> str:
+        return _registered(importance_method, v)
+
+    @field_validator("aggregate")
+    @classmethod
+    def _aggregate(cls, v: str) -> str:
+        return _registered(aggregation, v)
+
+
+def _registered(lookup, name: str) -> str:
+    """`name` when the registry knows it; pydantic reports the registry's error message otherwise."""
+    try:
+        lookup(name)
+    except LlmpruneError as e:
+        raise ValueError(str(e)) from None
+    return name
