@@ -67,11 +67,6 @@ def plan_pruning(
     timings: dict[str, float] = {}
     layout = describe(model)
     base = BaseShape.from_layout(layout)
-    if base is None:
-        raise LlmpruneError(
-            "this model's layers already have different widths (it was pruned non-uniformly); prune the "
-            "original model instead"
-        )
     layers = layer_ids(cfg, base.num_layers)
     if cfg.uniform and cfg.scope == "block" and len(layers) != base.num_layers:
         raise LlmpruneError("--uniform prunes every layer alike: drop --layers (or set layers to the full range)")

@@ -72,12 +72,15 @@ class BaseShape:
         )
 
     @classmethod
-    def from_layout(cls, layout: Any) -> BaseShape | None:
-        """The base shape of a model described by `layout` (`llmprune.arch.Layout`), or None when its
-        layers differ in width."""
+    def from_layout(cls, layout: Any) -> BaseShape:
+        """The base shape of a model described by `layout` (`llmprune.arch.Layout`); LlmpruneError when its
+        layers differ in width (a plan describes a uniform base model)."""
         shape = layout.uniform
         if shape is None:
-            return None
+            raise LlmpruneError(
+                "this model's layers already have different widths (it was pruned non-uniformly); a plan "
+                "describes a uniform base model: prune the original model instead"
+            )
         return cls(
             model_type=layout.family.model_type,
             num_layers=layout.num_layers,

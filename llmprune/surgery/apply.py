@@ -28,7 +28,8 @@ from llmprune.surgery.slicing import remove_slices_, rescale_norm_
 
 def current_shape(model: nn.Module) -> BaseShape | None:
     """The model's shape read from its tensors, or None when its layers differ in width."""
-    return BaseShape.from_layout(describe(model))
+    layout = describe(model)
+    return BaseShape.from_layout(layout) if layout.uniform is not None else None
 
 
 def check_plan(model: nn.Module, plan: PrunePlan) -> Layout:
@@ -38,11 +39,6 @@ def check_plan(model: nn.Module, plan: PrunePlan) -> Layout:
     plan.validate()
     layout = describe(model)
     shape = BaseShape.from_layout(layout)
-    if shape is None:
-        raise LlmpruneError(
-            "this model's layers already have different widths (it was pruned non-uniformly); a plan describes "
-            "a uniform base model: make the plan on the original model instead"
-        )
     if shape != plan.base:
         diff = ", ".join(
             f"{k} {getattr(plan.base, k)} vs {getattr(shape, k)}"
