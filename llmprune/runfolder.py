@@ -70,6 +70,9 @@ class ManifestLayer(BaseModel):
     num_key_value_heads: PositiveInt
     intermediate_size: PositiveInt
     original_layer: int = Field(ge=0)
+    # norms (paths from the layer) whose eps differs from the config's: pruning rescales the eps of a norm
+    # whose width shrank (OLMo 2's q/k norms, or every hidden norm but not Qwen3's head norms)
+    norm_eps: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _gqa(self) -> ManifestLayer:
@@ -84,8 +87,8 @@ class ManifestLayer(BaseModel):
         return LayerShape(self.num_attention_heads, self.num_key_value_heads, self.intermediate_size)
 
     @classmethod
-    def of(cls, shape: LayerShape, original_layer: int) -> ManifestLayer:
-        return cls(**shape.to_json(), original_layer=original_layer)
+    def of(cls, shape: LayerShape, original_layer: int, norm_eps: dict[str, float] | None = None) -> ManifestLayer:
+        return cls(**shape.to_json(), original_layer=original_layer, norm_eps=norm_eps or {})
 
 
 class Manifest(BaseModel):
@@ -119,9 +122,16 @@ class Manifest(BaseModel):
     def shapes(self) -> list[LayerShape]:
         return [layer.shape for layer in self.layers]
 
+    @property
+    def norm_eps(self) -> list[dict[str, float]]:
+        return [layer.norm_eps for layer in self.layers]
+
     @classmethod
-    def of(cls, layout: Layout, kept: list[int], stock: StockCheck, **fields: Any) -> Manifest:
-        """The manifest of a model described by `layout` whose layers came from original layers `kept`."""
+    def of(
+        cls, layout: Layout, kept: list[int], stock: StockCheck, norm_eps: list[dict[str, float]], **fields: Any
+    ) -> Manifest:
+        """The manifest of a model described by `layout` whose layers came from original layers `kept`;
+        `norm_eps` per layer: the norms whose eps differs from the config's."""
         return cls(
             llmprune_version=__version__,
             model_type=layout.family.model_type,
@@ -131,7 +141,7 @@ class Manifest(BaseModel):
             uniform=stock.uniform,
             stock_loadable=stock.ok,
             stock_reason=stock.reason,
-            layers=[ManifestLayer.of(s, i) for i, s in zip(kept, layout.layers, strict=True)],
+            layers=[ManifestLayer.of(s, i, e) for i, s, e in zip(kept, layout.layers, norm_eps, strict=True)],
             **fields,
         )
 
@@ -270,7 +280,11 @@ class RunFolder:
         (self.path / PLAN).write_text(plan.serialize())
 
     def write_manifest(self, manifest: Manifest) -> None:
-        (self.path / MANIFEST).write_text(json.dumps(manifest.model_dump(mode="json"), indent=1) + "\n")
+        data = manifest.model_dump(mode="json")
+        for layer in data["layers"]:  # only where a norm's eps differs from the config's
+            if not layer["norm_eps"]:
+                del layer["norm_eps"]
+        (self.path / MANIFEST).write_text(json.dumps(data, indent=1) + "\n")
 
     def write_report(self, report: RunReport) -> None:
         (self.path / REPORT).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")

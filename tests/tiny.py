@@ -10,9 +10,11 @@ from torch import nn
 
 
 def tiny_config(family: str = "llama", *, heads: int = 4, kv_heads: int | None = None, **overrides):
-    """A tiny random config of `family` (llama, mistral, qwen2). Qwen2 has q/k/v biases."""
+    """A tiny random config of `family` (any transformers model type). Special token ids that a family's
+    defaults put outside the tiny vocabulary are moved inside it (padding) or dropped."""
     from transformers import AutoConfig
 
+    _special_tokens_inside(family, overrides.get("vocab_size", 128), overrides)
     kv_heads = heads if kv_heads is None else kv_heads
     head_dim = overrides.pop("head_dim", 8)
     kw = dict(
@@ -29,6 +31,16 @@ def tiny_config(family: str = "llama", *, heads: int = 4, kv_heads: int | None =
     )
     kw.update(overrides)
     return AutoConfig.for_model(family, **kw)
+
+
+def _special_tokens_inside(family: str, vocab: int, overrides: dict) -> None:
+    """Move special token ids that `family`'s defaults put outside a `vocab`-sized vocabulary inside it."""
+    from transformers import AutoConfig
+
+    defaults = AutoConfig.for_model(family)
+    for name, inside in (("pad_token_id", 0), ("bos_token_id", 1), ("eos_token_id", 2)):
+        if isinstance(getattr(defaults, name, None), int) and getattr(defaults, name) >= vocab:
+            overrides.setdefault(name, inside)
 
 
 def tiny_model(family: str = "llama", *, seed: int = 0, **kw):
@@ -94,6 +106,7 @@ def meta_model(base, *, vocab: int = 100, tied: bool = True, **overrides):
     """A causal LM of `base`'s family and shapes (a `BaseShape`) on the meta device: shapes, no weights."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    _special_tokens_inside(base.model_type, vocab, overrides)
     config = AutoConfig.for_model(
         base.model_type,
         vocab_size=vocab,

@@ -25,7 +25,17 @@ from llmprune.arch.family import (
 )
 from llmprune.arch.shapes import LayerShape, config_head_dim
 
-_LAYOUT = ("Layout", "decoder_layers", "describe", "get_module", "set_layer_shape_")
+_LAYOUT = (
+    "Layout",
+    "decoder_layers",
+    "describe",
+    "get_module",
+    "layer_norm_eps",
+    "module_shapes",
+    "module_widths",
+    "set_embed_scale_",
+    "set_layer_shape_",
+)
 
 __all__ = [
     "ATTN_ROLES",
@@ -43,7 +53,11 @@ __all__ = [
     "family_for",
     "family_of",
     "get_module",
+    "layer_norm_eps",
+    "module_shapes",
+    "module_widths",
     "register_family",
+    "set_embed_scale_",
     "set_layer_shape_",
 ]
 

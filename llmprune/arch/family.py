@@ -4,11 +4,16 @@ Every step that touches a model's structure reads a Family and nothing else: the
 their costs), surgery, reconstruction, sparsify targets, LoRA targets, the generated modeling file and
 the loaders. A new family is one `register_family(Family(...))` entry in `llmprune/arch/families.py`.
 
-The families llmprune prunes are pre-norm (or sandwich-norm) decoders with rotary attention and a gated
-MLP. Their projections are named by *role*:
+The families llmprune prunes are decoders with rotary attention and a gated MLP, their norms before,
+after or around (Gemma's "sandwich") each block. Their projections are named by *role*:
 
 - attention: `q`, `k`, `v` read the residual stream, `o` writes it;
 - MLP: `gate`, `up` read the residual stream, `down` writes it.
+
+A role lives in its own `nn.Linear` (`q_proj`) or in a fused one: `qkv` (Phi-3's `qkv_proj`, rows q, then
+k, then v) or `gate_up` (`gate_up_proj`, rows gate, then up); the graph slices fused modules by row
+offset. Norms over the hidden size sit at four places in a layer; norms inside attention span one head
+(`head_norms`: Qwen3, Gemma 3) or a whole projection (`proj_norms`: OLMo 2's q_norm over every query row).
 
 Module paths are dotted names from the `*ForCausalLM` root (`model.layers`), or from one decoder layer
 (`self_attn`, `input_layernorm`). A bias rule is a bool or the name of a boolean config attribute
@@ -54,8 +59,18 @@ class Family:
     post_attn_norms: tuple[str, ...] = ()
     pre_mlp_norms: tuple[str, ...] = ("post_attention_layernorm",)
     post_mlp_norms: tuple[str, ...] = ()
+    # inside attention: norms over head_dim applied to every head (paths from the layer), and norms over a
+    # whole projection's output rows, as (path, role)
+    head_norms: tuple[str, ...] = ()
+    proj_norms: tuple[tuple[str, str], ...] = ()
     norm_eps: str = "variance_epsilon"  # the norm modules' eps attribute
+    norm_offset: float = 0.0  # norms scale by (offset + weight): Gemma's (1 + w)
     config_norm_eps: str = "rms_norm_eps"  # the config field it comes from
+    qkv: str | None = None  # fused q/k/v projection, an attribute of the attention module
+    gate_up: str | None = None  # fused gate/up projection, an attribute of the MLP module
+    scaled_embedding: bool = False  # embeddings multiplied by sqrt(hidden_size) (Gemma), kept in these attributes
+    embed_scale_attrs: tuple[str, ...] = ("scalar_embed_scale", "embed_scale")
+    config_heads: bool = False  # attention splits q/k/v by the *config's* head counts: every layer keeps the same
     rotary_fn: str = "apply_rotary_pos_emb"  # module-level function of the modeling file (graph/trace.py)
     modeling: str | None = None  # module holding `causal_lm`; default transformers.models.<type>.modeling_<type>
 
@@ -63,14 +78,31 @@ class Family:
         return self.model_type
 
     def proj_attr(self, role: str) -> str:
-        """Attribute name of projection `role` inside its attention or MLP module (`q_proj`)."""
+        """Attribute name of the Linear holding projection `role` in its attention or MLP module (`q_proj`;
+        `qkv_proj` for q, k and v of a fused family)."""
         if role not in ROLES:
             raise ValueError(f"unknown projection role {role!r}; roles are {', '.join(ROLES)}")
+        if self.qkv and role in ("q", "k", "v"):
+            return self.qkv
+        if self.gate_up and role in ("gate", "up"):
+            return self.gate_up
         return f"{role}_proj"
 
     def proj_path(self, role: str) -> str:
-        """Path of projection `role` from a decoder layer (`self_attn.q_proj`)."""
+        """Path of the Linear holding projection `role` from a decoder layer (`self_attn.q_proj`)."""
         return f"{self.attn if role in ATTN_ROLES else self.mlp}.{self.proj_attr(role)}"
+
+    def fused_roles(self, role: str) -> tuple[str, ...]:
+        """The roles sharing `role`'s Linear, in row order (just `role` when it has its own)."""
+        if self.qkv and role in ("q", "k", "v"):
+            return ("q", "k", "v")
+        if self.gate_up and role in ("gate", "up"):
+            return ("gate", "up")
+        return (role,)
+
+    def modules(self, roles: tuple[str, ...] = ROLES) -> tuple[str, ...]:
+        """The distinct Linear paths (from a layer) holding `roles`, in role order."""
+        return tuple(dict.fromkeys(self.proj_path(r) for r in roles))
 
     @property
     def layer_norms(self) -> tuple[str, ...]:
@@ -79,8 +111,13 @@ class Family:
 
     @property
     def lora_targets(self) -> tuple[str, ...]:
-        """Default LoRA targets: every attention and MLP projection (peft matches the attribute names)."""
-        return tuple(self.proj_attr(r) for r in ROLES)
+        """Default LoRA targets: every attention and MLP Linear (peft matches the attribute names)."""
+        return tuple(dict.fromkeys(self.proj_attr(r) for r in ROLES))
+
+    @property
+    def inner_norms(self) -> tuple[str, ...]:
+        """Every norm inside attention (head norms, then projection norms), paths from a layer."""
+        return self.head_norms + tuple(path for path, _ in self.proj_norms)
 
     @property
     def modeling_module(self) -> str:

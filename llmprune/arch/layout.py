@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from llmprune.arch.family import ROLES, Family, family_of
-from llmprune.arch.shapes import LayerShape, config_head_dim
+from llmprune.arch.shapes import PROJ_WIDTHS, LayerShape, config_head_dim
 from llmprune.errors import LlmpruneError
 
 NORM_POSITIONS = ("pre_attn", "post_attn", "pre_mlp", "post_mlp")
@@ -55,8 +56,31 @@ class Layout:
         return f"{self.layer(i)}.{self.family.mlp}"
 
     def proj(self, i: int, role: str) -> str:
-        """Module name of projection `role` (q, k, v, o, gate, up, down) in layer `i`."""
+        """Name of the Linear holding projection `role` (q, k, v, o, gate, up, down) in layer `i`."""
         return f"{self.layer(i)}.{self.family.proj_path(role)}"
+
+    def modules(self, i: int, roles: tuple[str, ...] = ROLES) -> tuple[str, ...]:
+        """Names of the distinct Linears of layer `i` holding `roles`, in role order."""
+        return tuple(f"{self.layer(i)}.{m}" for m in self.family.modules(roles))
+
+    def rows(self, i: int, role: str) -> tuple[int, int]:
+        """(first row, number of rows) of projection `role` in its Linear's output (fused ones share one)."""
+        shape = self.layers[i]
+        offset = 0
+        for r in self.family.fused_roles(role):
+            width = shape.proj_shape(r, self.hidden_size, self.head_dim)[0]
+            if r == role:
+                return offset, width
+            offset += width
+        raise AssertionError(role)
+
+    def inner_norms(self, i: int) -> tuple[str, ...]:
+        """Norm modules inside layer `i`'s attention (over head_dim, or over a projection's rows)."""
+        return tuple(f"{self.layer(i)}.{n}" for n in self.family.inner_norms)
+
+    def proj_norms(self, i: int) -> tuple[tuple[str, str], ...]:
+        """(norm module, role) of the norms over a whole projection's output in layer `i`."""
+        return tuple((f"{self.layer(i)}.{path}", role) for path, role in self.family.proj_norms)
 
     def norms(self, i: int, where: str | None = None) -> tuple[str, ...]:
         """Norm modules of layer `i` over the hidden size (all, in execution order, or one position)."""
@@ -105,6 +129,44 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     return get_module(model, family_of(model).layers, nn.ModuleList)
 
 
+def _layer_shape(model: nn.Module, fam: Family, i: int, head_dim: int) -> LayerShape:
+    """Widths of layer `i` read from its Linears (a fused q/k/v splits by the attention's group size)."""
+    prefix = f"{fam.layers}.{i}"
+    lin = {path: get_module(model, f"{prefix}.{path}", nn.Linear) for path in fam.modules()}
+    rows = lambda role: lin[fam.proj_path(role)].out_features  # noqa: E731
+    if fam.qkv:
+        group = int(getattr(get_module(model, f"{prefix}.{fam.attn}"), "num_key_value_groups", 0) or 0)
+        total = rows("q")
+        kv = total // head_dim // (group + 2) if group else 0
+        q, k = group * kv * head_dim, kv * head_dim
+        if not kv or (q + 2 * k) != total:
+            raise LlmpruneError(
+                f"layer {i}: {fam.qkv} has {total} rows, not q + k + v of whole heads of head_dim {head_dim} "
+                f"with {group} query heads per KV head; the model is not loadable as a {fam} model"
+            )
+        v = k
+    else:
+        q, k, v = rows("q"), rows("k"), rows("v")
+    if not k or q % head_dim or k % head_dim or k != v or q % k:
+        raise LlmpruneError(
+            f"layer {i}: q/k/v widths {q}/{k}/{v} are not whole heads of head_dim {head_dim} with "
+            f"num_heads divisible by num_kv_heads; the model is not loadable as a {fam} model"
+        )
+    inter = rows("gate") // len(fam.fused_roles("gate"))
+    return LayerShape(heads=q // head_dim, kv_heads=k // head_dim, intermediate=inter)
+
+
+def _check_biases(model: nn.Module, fam: Family, config, i: int) -> None:
+    for role in ROLES:
+        mod = model.get_submodule(f"{fam.layers}.{i}.{fam.proj_path(role)}")
+        expect = fam.bias(config, role)
+        if (mod.bias is not None) != expect:
+            raise LlmpruneError(
+                f"layer {i}: {fam.proj_attr(role)} {'has' if mod.bias is not None else 'lacks'} a bias, but a "
+                f"{fam} config with these flags says bias={expect}"
+            )
+
+
 def describe(model: nn.Module) -> Layout:
     """Read the structure of a supported causal LM (any registered family; pruned widths allowed)."""
     config = getattr(model, "config", None)
@@ -112,24 +174,10 @@ def describe(model: nn.Module) -> Layout:
     head_dim = config_head_dim(config)
     embed = get_module(model, fam.embed, nn.Embedding)
     head = get_module(model, fam.lm_head, nn.Linear)
-    flags = {"qkv_bias": fam.bias(config, "q"), "o_bias": fam.bias(config, "o"), "mlp_bias": fam.bias(config, "down")}
     shapes = []
     for i in range(len(get_module(model, fam.layers, nn.ModuleList))):
-        proj = {r: get_module(model, f"{fam.layers}.{i}.{fam.proj_path(r)}", nn.Linear) for r in ROLES}
-        q, k, v = (proj[n].out_features for n in "qkv")
-        if not k or q % head_dim or k % head_dim or k != v or q % k:
-            raise LlmpruneError(
-                f"layer {i}: q/k/v widths {q}/{k}/{v} are not whole heads of head_dim {head_dim} with "
-                f"num_heads divisible by num_kv_heads; the model is not loadable as a {fam} model"
-            )
-        for r, mod in proj.items():
-            expect = fam.bias(config, r)
-            if (mod.bias is not None) != expect:
-                raise LlmpruneError(
-                    f"layer {i}: {fam.proj_attr(r)} {'has' if mod.bias is not None else 'lacks'} a bias, but a "
-                    f"{fam} config with these flags says bias={expect}"
-                )
-        shapes.append(LayerShape(heads=q // head_dim, kv_heads=k // head_dim, intermediate=proj["gate"].out_features))
+        shapes.append(_layer_shape(model, fam, i, head_dim))
+        _check_biases(model, fam, config, i)
     return Layout(
         family=fam,
         hidden_size=embed.weight.shape[1],
@@ -137,8 +185,40 @@ def describe(model: nn.Module) -> Layout:
         vocab_size=embed.weight.shape[0],
         layers=tuple(shapes),
         tied=head.weight is embed.weight,
-        **flags,
+        qkv_bias=fam.bias(config, "q"),
+        o_bias=fam.bias(config, "o"),
+        mlp_bias=fam.bias(config, "down"),
     )
+
+
+def module_widths(family: Family) -> dict[str, tuple[tuple[str, ...], str | None]]:
+    """{path from a layer: (output widths summed, input width)} of every Linear of a layer, and of every
+    norm over a projection's rows (input None), in the names of `PROJ_WIDTHS` ("q", "kv", "inter",
+    "hidden"); a fused Linear sums its roles' widths. The generated modeling file carries this table."""
+    out: dict[str, tuple[tuple[str, ...], str | None]] = {}
+    for path in family.modules():
+        roles = [r for r in ROLES if family.proj_path(r) == path]
+        out[path] = (tuple(PROJ_WIDTHS[r][0] for r in roles), PROJ_WIDTHS[roles[0]][1])
+    for path, role in family.proj_norms:
+        out[path] = ((PROJ_WIDTHS[role][0],), None)
+    return out
+
+
+def module_shapes(family: Family, shape: LayerShape, hidden: int, head_dim: int) -> dict[str, tuple[int, ...]]:
+    """{path from a layer: shape} of every Linear weight (out, in) and projection-norm weight (rows,) of a
+    layer of `shape` (`module_widths` evaluated): what loaders build before reading the weights."""
+    widths = shape.widths(hidden, head_dim)
+    return {
+        path: (sum(widths[w] for w in outs),) + ((widths[n_in],) if n_in else ())
+        for path, (outs, n_in) in module_widths(family).items()
+    }
+
+
+def layer_norm_eps(model: nn.Module, layout: Layout, i: int) -> dict[str, float]:
+    """{path from the layer: eps} of every norm of layer `i` (over the hidden size, and inside attention)."""
+    fam = layout.family
+    paths = fam.layer_norms + fam.inner_norms
+    return {p: float(getattr(model.get_submodule(f"{layout.layer(i)}.{p}"), fam.norm_eps)) for p in paths}
 
 
 def set_layer_shape_(layer: nn.Module, family: Family, shape: LayerShape, *, hidden: int | None = None) -> None:
@@ -162,3 +242,14 @@ def set_layer_shape_(layer: nn.Module, family: Family, shape: LayerShape, *, hid
         for obj in (layer, mlp):
             if hasattr(obj, "hidden_size"):
                 obj.hidden_size = hidden
+
+
+def set_embed_scale_(embed: nn.Module, family: Family, hidden: int) -> None:
+    """Set the sqrt(hidden size) factor of a scaled embedding (Gemma) to that of a `hidden`-wide model."""
+    value = hidden**0.5
+    for attr in family.embed_scale_attrs:
+        current = getattr(embed, attr)
+        if isinstance(current, torch.Tensor):  # a buffer (also one still on the meta device after loading)
+            setattr(embed, attr, torch.tensor(value, dtype=current.dtype, device=embed.weight.device))
+        else:
+            setattr(embed, attr, value)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from llmprune.arch.family import Family
 from llmprune.arch.shapes import LayerShape
 
+NORM_EPS = "some norms need an eps other than the config's rms_norm_eps (a stock config holds one)"
+
 
 @dataclass(frozen=True)
 class StockCheck:

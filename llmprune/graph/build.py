@@ -92,17 +92,24 @@ def check_kinds(kinds: Iterable[str] | None) -> set[str]:
 
 
 def _linear(lay: Layout, i: int, role: str, dim: int, unit_size: int = 1) -> list[Member]:
-    """The weight (sliced along dim) and, for output rows, the bias of projection `role` in layer i."""
+    """The weight (sliced along dim) and, for output rows, the bias of projection `role` in layer i; rows of
+    a fused Linear start at the role's offset."""
     mod = lay.proj(i, role)
-    out = [Member(mod, "weight", dim, unit_size)]
+    offset = lay.rows(i, role)[0] if dim == 0 else 0
+    out = [Member(mod, "weight", dim, unit_size, offset)]
     if dim == 0 and lay.has_bias(role):
-        out.append(Member(mod, "bias", 0, unit_size))
+        out.append(Member(mod, "bias", 0, unit_size, offset))
     return out
+
+
+def _proj_norm(lay: Layout, i: int, role: str, unit_size: int) -> list[Member]:
+    """The entries of a norm over projection `role`'s rows (OLMo 2's q_norm / k_norm) that follow its rows."""
+    return [Member(norm, "weight", 0, unit_size) for norm, r in lay.proj_norms(i) if r == role]
 
 
 def attn_head_group(lay: Layout, i: int) -> Group:
     hd = lay.head_dim
-    members = [*_linear(lay, i, "q", 0, hd), *_linear(lay, i, "o", 1, hd)]
+    members = [*_linear(lay, i, "q", 0, hd), *_proj_norm(lay, i, "q", hd), *_linear(lay, i, "o", 1, hd)]
     return Group("attn_head", i, lay.layers[i].heads, tuple(members))
 
 
@@ -111,7 +118,7 @@ def kv_group_group(lay: Layout, i: int) -> Group:
     hd, shape = lay.head_dim, lay.layers[i]
     qs = shape.group_size * hd
     members = [*_linear(lay, i, "q", 0, qs), *_linear(lay, i, "k", 0, hd), *_linear(lay, i, "v", 0, hd)]
-    members += _linear(lay, i, "o", 1, qs)
+    members += [*_proj_norm(lay, i, "q", qs), *_proj_norm(lay, i, "k", hd), *_linear(lay, i, "o", 1, qs)]
     return Group("kv_group", i, shape.kv_heads, tuple(members))
 
 
@@ -120,21 +127,28 @@ def mlp_channel_group(lay: Layout, i: int) -> Group:
     return Group("mlp_channel", i, lay.layers[i].intermediate, tuple(members))
 
 
-def _sequence(lay: Layout, i: int) -> list[tuple[str, str]]:
-    """Layer i's norms ("norm", module) and projections ("proj", role) in execution order."""
-    seq = [("norm", n) for n in lay.norms(i, "pre_attn")] + [("proj", r) for r in ("q", "k", "v", "o")]
-    seq += [("norm", n) for n in lay.norms(i, "post_attn") + lay.norms(i, "pre_mlp")]
-    seq += [("proj", r) for r in ("gate", "up", "down")] + [("norm", n) for n in lay.norms(i, "post_mlp")]
-    return seq
+def _sequence(lay: Layout, i: int) -> list[tuple[str, str, str]]:
+    """Layer i in execution order: ("norm", module, "") over the hidden size, ("inner", module, "") inside
+    attention, and ("read" | "write", Linear, role) for each distinct Linear."""
+    linears = lambda roles: [("write" if r in WRITERS else "read", lay.proj(i, r), r) for r in roles]  # noqa: E731
+    seq = [("norm", n, "") for n in lay.norms(i, "pre_attn")]
+    seq += _distinct(linears(("q", "k", "v"))) + [("inner", n, "") for n in lay.inner_norms(i)] + linears(("o",))
+    seq += [("norm", n, "") for n in lay.norms(i, "post_attn") + lay.norms(i, "pre_mlp")]
+    seq += _distinct(linears(("gate", "up"))) + linears(("down",))
+    return seq + [("norm", n, "") for n in lay.norms(i, "post_mlp")]
+
+
+def _distinct(items: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The first entry of each Linear (a fused one appears once)."""
+    seen: set[str] = set()
+    return [it for it in items if not (it[1] in seen or seen.add(it[1]))]
 
 
 def layer_group(lay: Layout, i: int) -> Group:
     members = []
-    for what, name in _sequence(lay, i):
-        if what == "norm":
-            members.append(Member(name, "weight", WHOLE))
-        else:
-            members += [Member(lay.proj(i, name), p, WHOLE) for p in _params(lay, name)]
+    for what, name, role in _sequence(lay, i):
+        params = _params(lay, role) if what in ("read", "write") else ("weight",)
+        members += [Member(name, p, WHOLE) for p in params]
     return Group("layer", i, 1, tuple(members))
 
 
@@ -146,13 +160,13 @@ def hidden_group(lay: Layout) -> Group:
     fam = lay.family
     members = [Member(fam.embed, "weight", 1)]
     for i in range(lay.num_layers):
-        for what, name in _sequence(lay, i):
+        for what, name, role in _sequence(lay, i):
             if what == "norm":
                 members.append(Member(name, "weight", 0))
-            elif name in WRITERS:
-                members += [Member(lay.proj(i, name), p, 0) for p in _params(lay, name)]
-            else:
-                members.append(Member(lay.proj(i, name), "weight", 1))
+            elif what == "write":
+                members += [Member(name, p, 0) for p in _params(lay, role)]
+            elif what == "read":
+                members.append(Member(name, "weight", 1))
     members.append(Member(fam.final_norm, "weight", 0))
     if not lay.tied:
         members.append(Member(fam.lm_head, "weight", 1))

@@ -10,9 +10,11 @@ dimension exactly) and then asks the trace what pruning the group's units forces
   slices must equal the unit's q/k/v rows and o columns exactly (the trace confirms that query head h
   reads KV head h // group_size).
 - `attn_head`: the same query; the q rows and o columns traced from head h's rows must be the head's
-  members, and the trace adds the rows of KV head h // group_size in k_proj and v_proj, which the group
-  leaves out on purpose (torch-pruning couples q.k^T channel-wise; a KV head stays while any of its query
-  heads stays).
+  members, and the trace adds the rows of KV head h // group_size in k_proj and v_proj (and in a norm over
+  k's rows), which the group leaves out on purpose (torch-pruning couples q.k^T channel-wise; a KV head
+  stays while any of its query heads stays).
+- Norms over head_dim (one weight shared by every head) are traced with every head and owned by none:
+  they are left out of both attention checks.
 - `layer`: no trace (torch-pruning has no notion of removing a block); the members must be every
   parameter of the decoder layer, each once, whole.
 """
@@ -100,12 +102,17 @@ class _Checker:
             raise CouplingMismatch(f"{g.id}: unknown group kind {g.kind!r}")
 
     def _kv_query(self, layer: int, kv: int) -> Coupled:
-        """Trace rooted at the q_proj rows of every query head of KV head `kv` (shared by both kinds)."""
+        """Trace rooted at the q_proj rows of every query head of KV head `kv` (shared by both kinds).
+
+        Norms over head_dim (Qwen3's q_norm / k_norm) apply one weight to every head: the trace couples
+        their entries with every head's channels, but no head owns them, so they are left out."""
         if (layer, kv) not in self._kv_cache:
             self.queries += 1
             rows = self.lay.layers[layer].group_size * self.lay.head_dim
             q = f"{self.lay.proj(layer, 'q')}.weight"
-            self._kv_cache[(layer, kv)] = self.trace.coupled(q, 0, range(kv * rows, (kv + 1) * rows))
+            traced = self.trace.coupled(q, 0, range(kv * rows, (kv + 1) * rows))
+            shared = {f"{self.lay.layer(layer)}.{n}.weight" for n in self.lay.family.head_norms}
+            self._kv_cache[(layer, kv)] = {key: v for key, v in traced.items() if key[0] not in shared}
         return self._kv_cache[(layer, kv)]
 
     def _structure(self, g: Group) -> None:
@@ -115,7 +122,9 @@ class _Checker:
             if m.dim == WHOLE:
                 continue
             size = self.params[m.name].shape[m.dim]
-            if m.offset + g.units * m.unit_size != size:
+            end = m.offset + g.units * m.unit_size
+            fused = len(self.lay.family.fused_roles(_role(self.lay, m.module))) > 1
+            if end > size or (end != size and not fused):
                 raise CouplingMismatch(
                     f"{g.id}: {g.units} units of {m.unit_size} from {m.offset} do not cover {m.name} "
                     f"dim {m.dim} (size {size})"
@@ -166,19 +175,24 @@ class _Checker:
                     got[key] = picked
             expect = _expected(g.members, h)
             kv_rows = self._kv_rows(g.layer, h // size)
-            if expect.keys() & kv_rows.keys():
+            if any(expect.get(key, set()) & rows for key, rows in kv_rows.items()):
                 raise CouplingMismatch(f"{g.id}: an attention head group must not hold k/v rows (its KV head stays)")
-            self._compare(g, h, got, expect | kv_rows)
+            for key, rows in kv_rows.items():  # a fused q/k/v Linear holds both
+                expect[key] = expect.get(key, set()) | rows
+            self._compare(g, h, got, expect)
 
     def _kv_rows(self, layer: int, kv: int) -> Slices:
+        """KV head `kv`'s k and v rows (and biases, and entries of a norm over the k rows)."""
         hd = self.lay.head_dim
-        rows = set(range(kv * hd, (kv + 1) * hd))
         out: Slices = {}
         for name in ("k", "v"):
-            mod = self.lay.proj(layer, name)
-            out[(f"{mod}.weight", 0)] = set(rows)
-            if self.lay.has_bias(name):
-                out[(f"{mod}.bias", 0)] = set(rows)
+            mod, first = self.lay.proj(layer, name), self.lay.rows(layer, name)[0]
+            rows = range(first + kv * hd, first + (kv + 1) * hd)
+            for param in ("weight", "bias") if self.lay.has_bias(name) else ("weight",):
+                out.setdefault((f"{mod}.{param}", 0), set()).update(rows)
+        for norm, role in self.lay.proj_norms(layer):
+            if role == "k":
+                out[(f"{norm}.weight", 0)] = set(range(kv * hd, (kv + 1) * hd))
         return out
 
     @staticmethod
@@ -193,6 +207,12 @@ class _Checker:
             f"the group {extra[:4]}, different indices {wrong[:4]}. The model does not follow the "
             f"{g.kind} layout of its family; report it, or skip the check with --no-verify"
         )
+
+
+def _role(lay: Layout, module: str) -> str:
+    """A projection role held by Linear `module` ("" for anything else, e.g. a norm)."""
+    path = module.split(".", len(lay.family.layers.split(".")) + 1)[-1]  # the path from the decoder layer
+    return next((r for r in ("q", "k", "v", "o", "gate", "up", "down") if lay.family.proj_path(r) == path), "")
 
 
 def _encode(unit: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

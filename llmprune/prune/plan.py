@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmprune.arch.family import Family, family_for
+from llmprune.arch.family import FAMILIES, Family, family_for
 from llmprune.arch.shapes import LayerShape, config_head_dim
-from llmprune.arch.stock import StockCheck, check_stock, default_config, uniform_head_options
+from llmprune.arch.stock import NORM_EPS, StockCheck, check_stock, default_config, uniform_head_options
 from llmprune.errors import LlmpruneError
 from llmprune.graph.nodes import group_id
 
@@ -136,23 +136,17 @@ class PrunePlan:
             out[group_id("hidden")] = tuple(self.hidden_channels)
         return out
 
+    def shape_of(self, i: int) -> LayerShape:
+        """The widths layer `i` keeps (computed for a dropped layer too)."""
+        b, lp = self.base, self.layer(i)
+        return LayerShape(
+            b.num_heads - len(lp.heads), b.num_kv_heads - len(lp.kv_heads), b.intermediate_size - len(lp.mlp_channels)
+        )
+
     def kept_shapes(self) -> tuple[int, list[int], list[LayerShape]]:
         """(hidden size, kept original layer indices, shape of each kept layer) that the plan produces."""
-        b = self.base
-        kept, shapes = [], []
-        for i in range(b.num_layers):
-            lp = self.layer(i)
-            if lp.drop:
-                continue
-            kept.append(i)
-            shapes.append(
-                LayerShape(
-                    b.num_heads - len(lp.heads),
-                    b.num_kv_heads - len(lp.kv_heads),
-                    b.intermediate_size - len(lp.mlp_channels),
-                )
-            )
-        return b.hidden_size - len(self.hidden_channels), kept, shapes
+        kept = [i for i in range(self.base.num_layers) if not self.layer(i).drop]
+        return self.base.hidden_size - len(self.hidden_channels), kept, [self.shape_of(i) for i in kept]
 
     def validate(self) -> None:
         """Raise LlmpruneError if the plan is inconsistent with its base shape (GQA rules included)."""
@@ -187,6 +181,14 @@ class PrunePlan:
             if len(set(kept_per_group.values())) > 1 or 0 in kept_per_group.values():
                 raise LlmpruneError(
                     f"{where}: kept query heads per KV group must be equal and non-zero, got {kept_per_group}"
+                )
+        family = FAMILIES.get(b.model_type)
+        if family is not None and family.config_heads:
+            kept = [self.shape_of(i) for i in range(b.num_layers) if not self.layer(i).drop]
+            if len({(s.heads, s.kv_heads) for s in kept}) > 1:
+                raise LlmpruneError(
+                    f"{family} models split q/k/v by the config's head counts: every kept layer must keep the "
+                    "same number of query and KV heads"
                 )
         _check_indices("plan", "hidden_channels", self.hidden_channels, b.hidden_size)
         if len(self.hidden_channels) >= b.hidden_size:
@@ -257,6 +259,11 @@ def stock_loadable(plan: PrunePlan) -> StockCheck:
     plan.validate()
     hidden, _, shapes = plan.kept_shapes()
     b = plan.base
+    fam = b.family
+    heads_removed = any(lp.heads for lp in plan.layers if not lp.drop)
+    if (plan.hidden_channels and fam.inner_norms) or (heads_removed and fam.proj_norms):
+        # the rescaled eps of the norms whose width shrank differs from the others' (surgery/apply.py)
+        return StockCheck(False, len(set(shapes)) == 1, NORM_EPS)
     base = {
         **default_config(b.family),
         "hidden_size": hidden,

@@ -105,6 +105,12 @@ def _block(base, scores, cfg, target, costs, layers) -> list[LayerPlan]:
     }
     mlp_n = dict.fromkeys(layers, 0)
     attn_n = dict.fromkeys(layers, 0)
+    same_heads = cfg.prune_heads and base.family.config_heads  # Phi-3: every layer keeps the same heads
+    if same_heads and len(layers) != base.num_layers:
+        raise LlmpruneError(
+            f"{base.family} models keep the same attention heads in every layer: prune heads over all layers "
+            "(drop --layers) or keep every head (--no-heads)"
+        )
     if cfg.ranking == "layer" or cfg.uniform:
         _uniform_fraction(base, cfg, target, costs, layers, steps, mlp_n, attn_n, max_mlp)
     else:
@@ -115,8 +121,12 @@ def _block(base, scores, cfg, target, costs, layers) -> list[LayerPlan]:
                 s = scores[group_id("mlp_channel", i)].double()
                 for k, idx in enumerate(mlp_order[i][:max_mlp].tolist()):
                     cands.append((s[idx].item() / costs.mlp_channel, k, "mlp", i))
-            for k, step in enumerate(steps[i]):
-                cands.append((step.score / step.cost, k, "attn", i))
+            if not same_heads:
+                cands += [(step.score / step.cost, k, "attn", i) for k, step in enumerate(steps[i])]
+        if same_heads:  # step k of every layer at once
+            for k in range(min(len(steps[i]) for i in layers)):
+                score, cost = (sum(getattr(steps[i][k], f) for i in layers) for f in ("score", "cost"))
+                cands.append((score / cost, k, "attn_all", layers[0]))
         cands.sort(key=lambda c: (c[0], c[1]))
         removed = 0
         for _, k, kind, i in cands:
@@ -125,7 +135,11 @@ def _block(base, scores, cfg, target, costs, layers) -> list[LayerPlan]:
             if kind == "mlp":
                 mlp_n[i] += 1
                 removed += costs.mlp_channel
-            elif k == attn_n[i]:  # attention steps go in order within a layer
+            elif kind == "attn_all" and k == attn_n[i]:
+                for j in layers:
+                    attn_n[j] += 1
+                    removed += steps[j][k].cost
+            elif kind == "attn" and k == attn_n[i]:  # attention steps go in order within a layer
                 attn_n[i] += 1
                 removed += steps[i][k].cost
         if removed < target:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from llmprune.arch import ROLES, Family, describe
+from llmprune.arch import Family, describe
 from llmprune.errors import LlmpruneError
 
 
 def layer_linears(layer: nn.Module, family: Family) -> dict[str, nn.Linear]:
-    """{path in the layer (`mlp.up_proj`): Linear} of one decoder layer, in role order (q, k, v, o, gate, up, down)."""
-    return {family.proj_path(r): layer.get_submodule(family.proj_path(r)) for r in ROLES}
+    """{path in the layer (`mlp.up_proj`): Linear} of one decoder layer, in role order (q, k, v, o, gate, up,
+    down; a fused Linear such as Phi-3's `qkv_proj` once)."""
+    return {path: layer.get_submodule(path) for path in family.modules()}
 
 
 def layer_targets(model: nn.Module) -> list[tuple[str, dict[str, nn.Linear]]]:

@@ -13,10 +13,12 @@ the model's current tensor shapes first, and change nothing when it does not app
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-from llmprune.arch import Layout, describe, set_layer_shape_
+from llmprune.arch import Layout, describe, set_embed_scale_, set_layer_shape_
 from llmprune.errors import LlmpruneError
 from llmprune.graph.build import build_groups
 from llmprune.graph.mask import Slices, unit_slices, zero_slices_
@@ -70,17 +72,41 @@ def prune_(model: nn.Module, plan: PrunePlan) -> nn.Module:
     """
     layout = check_plan(model, plan)
     fam = layout.family
+    norms = list(layout.hidden_norms()) + [n for i in range(layout.num_layers) for n, _ in layout.proj_norms(i)]
+    widths = {n: model.get_submodule(n).weight.shape[0] for n in norms}
     remove_slices_(model, plan_slices(model, layout, plan))
-    if plan.hidden_channels:
-        ratio = layout.hidden_size / (layout.hidden_size - len(plan.hidden_channels))
-        for name in layout.hidden_norms():
-            rescale_norm_(model.get_submodule(name), ratio, fam.norm_eps)
-    new = describe(model)
-    for i, shape in enumerate(new.layers):
-        set_layer_shape_(model.get_submodule(new.layer(i)), fam, shape, hidden=new.hidden_size)
-    drop_layers_(model, new, plan.dropped_layers)
+    lm_scale = _scale_embedding_(model, layout, plan) if plan.hidden_channels else 1.0
+    for name, old in widths.items():  # every norm whose width shrank: hidden norms, OLMo 2's q/k norms
+        norm = model.get_submodule(name)
+        ratio = old / norm.weight.shape[0]
+        if ratio != 1.0:
+            scale = math.sqrt(ratio) / lm_scale if name == fam.final_norm else None
+            rescale_norm_(norm, ratio, fam.norm_eps, offset=fam.norm_offset, scale=scale)
+    hidden = layout.hidden_size - len(plan.hidden_channels)
+    for i in range(layout.num_layers):  # before reading the model again: a fused q/k/v splits by these
+        set_layer_shape_(model.get_submodule(layout.layer(i)), fam, plan.shape_of(i), hidden=hidden)
+    drop_layers_(model, layout, plan.dropped_layers)
     sync_config_(model)
     return model
+
+
+def _scale_embedding_(model: nn.Module, layout: Layout, plan: PrunePlan) -> float:
+    """For families that multiply embeddings by sqrt(hidden size) (Gemma): keep the embeddings' values.
+
+    A reloaded model multiplies by sqrt(d') of its new hidden size d'; the weights are scaled by
+    c = sqrt(d/d') so that sqrt(d') * c * W = sqrt(d) * W, and the module's scale is set to sqrt(d').
+    Returns the factor the lm_head weight received (c when it is the tied embedding, else 1), which the
+    final norm then leaves out.
+    """
+    fam = layout.family
+    if not fam.scaled_embedding:
+        return 1.0
+    d, kept = layout.hidden_size, layout.hidden_size - len(plan.hidden_channels)
+    embed = model.get_submodule(fam.embed)
+    c = math.sqrt(d / kept)
+    embed.weight.mul_(c)
+    set_embed_scale_(embed, fam, kept)
+    return c if layout.tied else 1.0
 
 
 @torch.no_grad()

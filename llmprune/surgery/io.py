@@ -22,7 +22,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from llmprune.arch import ROLES, Family, LayerShape, describe, family_of, set_layer_shape_
+from llmprune.arch import (
+    Family,
+    LayerShape,
+    describe,
+    family_of,
+    layer_norm_eps,
+    module_shapes,
+    set_embed_scale_,
+    set_layer_shape_,
+)
+from llmprune.arch.stock import NORM_EPS, StockCheck
 from llmprune.errors import LlmpruneError
 from llmprune.fsutil import atomic_dir
 from llmprune.models.params import count_params
@@ -43,10 +53,19 @@ def build_manifest(model: nn.Module, plan: PrunePlan, extra: dict | None = None)
             "the model's shapes are not those the plan produces; call prune_(model, plan) on the original model "
             "before save_pruned, and pass the same plan"
         )
+    stock = sync_config_(model)
+    config_eps = float(getattr(model.config, lay.family.config_norm_eps))
+    norm_eps = [
+        {path: eps for path, eps in layer_norm_eps(model, lay, i).items() if eps != config_eps}
+        for i in range(lay.num_layers)
+    ]
+    if stock.ok and any(norm_eps):
+        stock = StockCheck(False, stock.uniform, NORM_EPS)
     return Manifest.of(
         lay,
         kept,
-        sync_config_(model),
+        stock,
+        norm_eps,
         base_model=plan.meta.get("model") or getattr(model.config, "_name_or_path", "") or "",
         params=count_params(model),
         extra=dict(extra or {}),
@@ -81,7 +100,7 @@ def save_pruned(
         with atomic_dir(out_dir, replaces=PRUNED_MARKERS) as tmp:
             model.save_pretrained(tmp)
             if not manifest.stock_loadable:
-                write_remote_code(tmp, family_of(model), manifest.shapes)
+                write_remote_code(tmp, family_of(model), manifest.shapes, manifest.norm_eps)
             folder = RunFolder(tmp)
             folder.write_plan(plan)
             folder.write_manifest(manifest)
@@ -135,8 +154,11 @@ def load_pruned(
         del config.auto_map
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=False, **kwargs)
-    for i, shape in enumerate(manifest.shapes):
-        resize_layer_(model.get_submodule(f"{fam.layers}.{i}"), fam, shape, manifest.hidden_size, manifest.head_dim)
+    for i, layer in enumerate(manifest.layers):
+        module = model.get_submodule(f"{fam.layers}.{i}")
+        resize_layer_(module, fam, layer.shape, manifest.hidden_size, manifest.head_dim)
+        for norm, eps in layer.norm_eps.items():
+            setattr(module.get_submodule(norm), fam.norm_eps, eps)
     sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in _read_weights(folder).items()}
     try:
         missing, unexpected = model.load_state_dict(sd, strict=False, assign=True)
@@ -151,6 +173,8 @@ def load_pruned(
         )
     if tied:
         model.get_submodule(fam.lm_head).weight = model.get_submodule(fam.embed).weight
+    if fam.scaled_embedding:  # its sqrt(hidden) factor is a non-persistent buffer, still on the meta device
+        set_embed_scale_(model.get_submodule(fam.embed), fam, manifest.hidden_size)
     parent, _, attr = fam.rotary_emb.rpartition(".")
     rotary = model.get_submodule(fam.rotary_emb)
     setattr(model.get_submodule(parent), attr, type(rotary)(config=model.config))
@@ -163,12 +187,16 @@ def load_pruned(
 
 
 def resize_layer_(layer: nn.Module, family: Family, shape: LayerShape, hidden: int, head_dim: int) -> None:
-    """Give a freshly built (meta) layer the widths `shape`: new empty projections of the right shapes."""
-    for role in ROLES:
-        owner, _, attr = family.proj_path(role).rpartition(".")
+    """Give a freshly built (meta) layer the widths `shape`: new empty Linears (and projection norms) of
+    the right shapes (`llmprune.arch.module_shapes`)."""
+    for path, dims in module_shapes(family, shape, hidden, head_dim).items():
+        owner, _, attr = path.rpartition(".")
         mod = layer.get_submodule(owner)
         old = getattr(mod, attr)
-        n_out, n_in = shape.proj_shape(role, hidden, head_dim)
-        new = nn.Linear(n_in, n_out, bias=old.bias is not None, device="meta", dtype=old.weight.dtype)
-        setattr(mod, attr, new)
+        if isinstance(old, nn.Linear):
+            n_out, n_in = dims
+            new = nn.Linear(n_in, n_out, bias=old.bias is not None, device="meta", dtype=old.weight.dtype)
+            setattr(mod, attr, new)
+        else:  # a norm over a projection's rows
+            old.weight = nn.Parameter(torch.empty(dims, device="meta", dtype=old.weight.dtype))
     set_layer_shape_(layer, family, shape)

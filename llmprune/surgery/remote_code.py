@@ -1,13 +1,14 @@
 """A tiny `modeling_llmprune.py` written next to non-stock folders, for `trust_remote_code=True` loaders.
 
-Stock transformers cannot build layers of different widths (see `llmprune.arch.stock`), so a
-non-uniform folder loads through `llmprune.load_pruned`. For tools that only take a path (lm-eval's
-`hf` model, `pipeline`, ...), the folder also carries this file and `config.json` gets
-`auto_map` + `llmprune_layers`: `AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True)`
-then builds the family's stock class and resizes each layer. The file is generated from the family's
-description (`llmprune.arch`: class, module paths, projection widths) and depends on transformers only.
-Without `trust_remote_code` transformers ignores `auto_map` for these built-in model types, and the
-skeleton config makes stock loading fail with a size mismatch instead of loading wrong weights.
+Stock transformers cannot build layers of different widths (see `llmprune.arch.stock`), nor norms whose
+eps differs from the config's, so such a folder loads through `llmprune.load_pruned`. For tools that only
+take a path (lm-eval's `hf` model, `pipeline`, ...), the folder also carries this file and `config.json`
+gets `auto_map` + `llmprune_layers` (+ `llmprune_norm_eps`): `AutoModelForCausalLM.from_pretrained(path,
+trust_remote_code=True)` then builds the family's stock class and resizes each layer. The file is
+generated from the family's description (`llmprune.arch`: class, module paths, widths of every Linear and
+projection norm) and depends on transformers only. Without `trust_remote_code` transformers ignores
+`auto_map` for these built-in model types, and the skeleton config makes stock loading fail with a size
+mismatch instead of loading wrong weights.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from llmprune.arch import ROLES, Family, LayerShape
-from llmprune.arch.shapes import PROJ_WIDTHS
+from llmprune.arch import Family, LayerShape, module_widths
 from llmprune.runfolder import MODELING
 
 MODULE = MODELING.removesuffix(".py")
@@ -27,37 +27,47 @@ _TEMPLATE = '''"""Written by llmprune: {family} with per-layer widths (config.ll
 Load with AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True), or with llmprune.load_pruned(path).
 """
 
+import torch
 from torch import nn
 from {module} import {base} as _Base
 
-_LAYERS, _ATTN, _MLP = {layers!r}, {attn!r}, {mlp!r}
-# (path in a decoder layer, output width, input width) of every projection
-_PROJECTIONS = {projections}
+_LAYERS, _ATTN, _MLP, _EPS = {layers!r}, {attn!r}, {mlp!r}, {eps!r}
+# (path in a decoder layer, output widths summed, input width) of every Linear; input None: a norm's weight
+_SHAPES = {shapes}
 
 
 class {cls}(_Base):
     def __init__(self, config):
         super().__init__(config)
-        for layer, (heads, kv, inter) in zip(self.get_submodule(_LAYERS), config.llmprune_layers, strict=True):
+        widths = config.llmprune_layers
+        norm_eps = getattr(config, "llmprune_norm_eps", None) or [{{}}] * len(widths)
+        for layer, (heads, kv, inter), eps in zip(self.get_submodule(_LAYERS), widths, norm_eps, strict=True):
             attn, mlp = layer.get_submodule(_ATTN), layer.get_submodule(_MLP)
             hd = attn.head_dim
             width = {{"hidden": config.hidden_size, "q": heads * hd, "kv": kv * hd, "inter": inter}}
-            for path, n_out, n_in in _PROJECTIONS:
+            for path, outs, n_in in _SHAPES:
                 owner, _, name = path.rpartition(".")
                 mod = layer.get_submodule(owner)
                 old = getattr(mod, name)
-                new = nn.Linear(width[n_in], width[n_out], bias=old.bias is not None, dtype=old.weight.dtype)
-                setattr(mod, name, new)
+                n_out = sum(width[w] for w in outs)
+                if n_in is None:
+                    old.weight = nn.Parameter(torch.empty(n_out, dtype=old.weight.dtype))
+                else:
+                    new = nn.Linear(width[n_in], n_out, bias=old.bias is not None, dtype=old.weight.dtype)
+                    setattr(mod, name, new)
+            for path, value in eps.items():
+                setattr(layer.get_submodule(path), _EPS, value)
             attn.num_key_value_groups = heads // kv
-            if hasattr(mlp, "intermediate_size"):
-                mlp.intermediate_size = inter
+            for obj, attr, value in ((attn, "num_key_value_heads", kv), (mlp, "intermediate_size", inter)):
+                if hasattr(obj, attr):
+                    setattr(obj, attr, value)
         self.post_init()
 '''
 
 
 def modeling_code(family: Family) -> str:
     """The text of `modeling_llmprune.py` for a model of `family`."""
-    rows = "".join(f"    {(family.proj_path(r), *PROJ_WIDTHS[r])!r},\n" for r in ROLES)
+    rows = "".join(f"    {(path, *spec)!r},\n" for path, spec in module_widths(family).items())
     return _TEMPLATE.format(
         family=family,
         module=family.modeling_module,
@@ -65,16 +75,22 @@ def modeling_code(family: Family) -> str:
         layers=family.layers,
         attn=family.attn,
         mlp=family.mlp,
-        projections=f"[\n{rows}]",
+        eps=family.norm_eps,
+        shapes=f"[\n{rows}]",
         cls=CLASS,
     )
 
 
-def write_remote_code(folder: Path, family: Family, shapes: list[LayerShape]) -> None:
-    """Add `modeling_llmprune.py` to `folder` and point its config.json at it (see the module doc)."""
+def write_remote_code(
+    folder: Path, family: Family, shapes: list[LayerShape], norm_eps: list[dict[str, float]] | None = None
+) -> None:
+    """Add `modeling_llmprune.py` to `folder` and point its config.json at it (see the module doc);
+    `norm_eps` gives, per layer, the norms whose eps differs from the config's."""
     (folder / MODELING).write_text(modeling_code(family))
     cfg_file = folder / "config.json"
     cfg = json.loads(cfg_file.read_text())
     cfg["auto_map"] = {"AutoModelForCausalLM": f"{MODULE}.{CLASS}"}
     cfg["llmprune_layers"] = [[s.heads, s.kv_heads, s.intermediate] for s in shapes]
+    if norm_eps and any(norm_eps):
+        cfg["llmprune_norm_eps"] = norm_eps
     cfg_file.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")

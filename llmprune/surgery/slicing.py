@@ -70,14 +70,20 @@ def _sync_shape_attrs(module: nn.Module) -> None:
         module.num_embeddings, module.embedding_dim = module.weight.shape
 
 
-def rescale_norm_(norm: nn.Module, ratio: float, eps_attr: str) -> None:
-    """Make a norm over a hidden size cut from d to d' = d / `ratio` channels equal the masked-dense norm.
+def rescale_norm_(
+    norm: nn.Module, ratio: float, eps_attr: str, *, offset: float = 0.0, scale: float | None = None
+) -> None:
+    """Make a norm whose width was cut from d to d' = d / `ratio` entries equal the masked-dense norm.
 
-    The masked-dense reference keeps d channels and holds zeros on the removed ones, so an RMSNorm
+    The masked-dense reference keeps d entries and holds zeros on the removed ones, so an RMSNorm
     divides by sqrt(sum_kept(x^2)/d + eps); the pruned one would divide by sqrt(sum_kept(x^2)/d' + eps).
-    Since sum/d' + eps*d/d' = (d/d') * (sum/d + eps), setting eps' = eps * d/d' and scaling the weight by
-    sqrt(d/d') makes them equal on the kept channels *exactly*, for every input.
+    Since sum/d' + eps*d/d' = (d/d') * (sum/d + eps), setting eps' = eps * d/d' and scaling the norm's
+    multiplier (offset + weight; offset 1 for Gemma's (1 + w)) by sqrt(d/d') makes them equal on the kept
+    entries *exactly*, for every input. `scale` replaces sqrt(d/d') when the caller folds part of it into
+    the next layer (a tied, scaled embedding).
     """
+    factor = math.sqrt(ratio) if scale is None else scale
     w = norm.weight
-    norm.weight = nn.Parameter((w.detach().float() * math.sqrt(ratio)).to(w.dtype), requires_grad=w.requires_grad)
+    new = ((w.detach().float() + offset) * factor - offset).to(w.dtype)
+    norm.weight = nn.Parameter(new, requires_grad=w.requires_grad)
     setattr(norm, eps_attr, getattr(norm, eps_attr) * ratio)

@@ -18,7 +18,7 @@ def test_unsupported_architecture_names_the_supported_families():
         with pytest.raises(LlmpruneError) as e:
             call(model)
         assert "unsupported architecture 'gpt2'" in str(e.value)
-        assert "llama, mistral, qwen2" in str(e.value)
+        assert "gemma2, gemma3_text, llama, mistral, olmo2, phi3, qwen2, qwen3" in str(e.value)
 
 
 def test_layout_of_a_tiny_qwen2(make_tiny):

@@ -8,7 +8,7 @@ import pytest
 
 from llmprune.errors import LlmpruneError
 from llmprune.graph import WHOLE, Group, build_groups, parse_layer_range
-from tests.graph.cases import CASES, IDS
+from tests.graph.cases import ALL, ALL_IDS
 
 # Hand-computed for head_dim 8, intermediate 48, 3 layers, hidden = heads * 8:
 # kind -> (units, members, unit size of the first member)
@@ -79,10 +79,49 @@ GOLDEN = {
         "layer": (1, 9, 1),
         "hidden": (32, 29, 1),
     },
+    # q_norm / k_norm over head_dim: whole, in the layer group only
+    "qwen3-4x2": {
+        "attn_head": (4, 2, 8),
+        "kv_group": (2, 4, 16),
+        "mlp_channel": (48, 3, 1),
+        "layer": (1, 11, 1),
+        "hidden": (32, 30, 1),
+    },
+    # four norms per layer (sandwich)
+    "gemma2-4x2": {
+        "attn_head": (4, 2, 8),
+        "kv_group": (2, 4, 16),
+        "mlp_channel": (48, 3, 1),
+        "layer": (1, 11, 1),
+        "hidden": (32, 36, 1),
+    },
+    "gemma3-4x2-tied": {
+        "attn_head": (4, 2, 8),
+        "kv_group": (2, 4, 16),
+        "mlp_channel": (48, 3, 1),
+        "layer": (1, 13, 1),
+        "hidden": (32, 35, 1),
+    },
+    # fused qkv_proj (q, k and v rows: three members of one Linear) and gate_up_proj
+    "phi3-4x2": {
+        "attn_head": (4, 2, 8),
+        "kv_group": (2, 4, 16),
+        "mlp_channel": (48, 3, 1),
+        "layer": (1, 6, 1),
+        "hidden": (32, 21, 1),
+    },
+    # q_norm over every query row, k_norm over every key row: members of the head groups
+    "olmo2-4x2": {
+        "attn_head": (4, 3, 8),
+        "kv_group": (2, 6, 16),
+        "mlp_channel": (48, 3, 1),
+        "layer": (1, 11, 1),
+        "hidden": (32, 30, 1),
+    },
 }
 
 
-@pytest.mark.parametrize(("case", "family", "heads", "kv", "extra"), CASES, ids=IDS)
+@pytest.mark.parametrize(("case", "family", "heads", "kv", "extra"), ALL, ids=ALL_IDS)
 def test_golden_counts(case, family, heads, kv, extra, make_tiny):
     model = make_tiny(family, heads=heads, kv_heads=kv, **extra)
     groups = build_groups(model)
@@ -129,7 +168,7 @@ def test_qwen2_biases_and_execution_order(make_tiny):
     assert [(m.name, m.dim) for m in hidden[-2:]] == [("model.norm.weight", 0), ("lm_head.weight", 1)]
 
 
-@pytest.mark.parametrize(("case", "family", "heads", "kv", "extra"), CASES, ids=IDS)
+@pytest.mark.parametrize(("case", "family", "heads", "kv", "extra"), ALL, ids=ALL_IDS)
 def test_every_parameter_is_covered(case, family, heads, kv, extra, make_tiny):
     """Layer groups hold every layer parameter whole, once; hidden holds the rest; nothing is left out."""
     model = make_tiny(family, heads=heads, kv_heads=kv, **extra)

@@ -88,7 +88,10 @@ def test_unsupported_architecture_exits_2(tmp_path, capsys):
     GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=32).save_pretrained(tmp_path / "gpt2")
     assert _run(["groups", str(tmp_path / "gpt2")]) == 2
     err = capsys.readouterr().err
-    assert "unsupported architecture 'gpt2'" in err and "llama, mistral, qwen2" in err
+    assert (
+        "unsupported architecture 'gpt2'" in err
+        and "gemma2, gemma3_text, llama, mistral, olmo2, phi3, qwen2, qwen3" in err
+    )
 
 
 @pytest.mark.slow

@@ -12,11 +12,11 @@ from llmprune.errors import LlmpruneError
 from llmprune.graph import Member, build_groups
 from llmprune.graph.trace import trace_model
 from llmprune.graph.verify import CouplingMismatch, sample_units, verify_groups
-from tests.graph.cases import CASES, IDS
+from tests.graph.cases import ALL, ALL_IDS
 from tests.tiny import shrink_layer
 
 
-@pytest.mark.parametrize(("case", "family", "heads", "kv", "extra"), CASES, ids=IDS)
+@pytest.mark.parametrize(("case", "family", "heads", "kv", "extra"), ALL, ids=ALL_IDS)
 def test_groups_agree_with_the_trace(case, family, heads, kv, extra, make_tiny):
     model = make_tiny(family, heads=heads, kv_heads=kv, **extra)
     groups = build_groups(model)

@@ -153,3 +153,24 @@ def test_uniform_picks_head_counts_a_stock_config_accepts():
     mlp = {64 - len(lp.mlp_channels) for lp in plan.layers}
     assert len(heads) == 1 and len(mlp) == 1 and 576 % heads.pop() == 0
     assert stock_loadable(plan).ok
+
+
+def test_phi3_keeps_the_same_heads_in_every_layer():
+    """Phi-3 splits its fused q/k/v by the config's head counts: global ranking moves heads in every layer at once."""
+    from llmprune.errors import LlmpruneError as Error
+
+    base = BaseShape(
+        "phi3", num_layers=4, hidden_size=48, num_heads=6, num_kv_heads=2, head_dim=8, intermediate_size=40
+    )
+    costs = unit_costs(meta_model(base, vocab=100, tied=False))
+    scores = _scores(3)
+    scores["layers.0.attn_head"] = scores["layers.0.attn_head"] / 1000  # only layer 0 has weak heads
+    cfg = PruneConfig(ratio=0.3, prune_mlp=False)
+    plan = make_plan(base, scores, cfg, target=2 * costs.head, costs=costs, layers=[0, 1, 2, 3])
+    assert [len(plan.layer(i).heads) for i in range(4)] == [2, 2, 2, 2]  # one slot (2 heads) in every layer
+    with pytest.raises(Error, match="same attention heads in every layer"):
+        make_plan(base, scores, PruneConfig(ratio=0.3, layers="0-2"), target=100, costs=costs, layers=[0, 1, 2])
+    with pytest.raises(Error, match="same number of query and KV heads"):
+        from llmprune.prune.plan import LayerPlan, PrunePlan
+
+        PrunePlan(base=base, layers=(LayerPlan(layer=0, heads=(0, 3)),)).validate()

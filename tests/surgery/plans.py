@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from llmprune.arch import FAMILIES
 from llmprune.prune.plan import BaseShape, LayerPlan, PrunePlan
 
 SCOPES = ("block", "channel", "layer", "mix", "uniform")
@@ -39,9 +40,14 @@ def random_plan(base: BaseShape, rng: random.Random, scope: str) -> PrunePlan:
         raise ValueError(f"scope {scope!r} not in {SCOPES}")
     layers: dict[int, LayerPlan] = {}
     hidden: tuple[int, ...] = ()
+    family = FAMILIES.get(base.model_type)
     if scope in ("block", "mix"):
+        same_heads = family is not None and family.config_heads  # Phi-3: the same head counts in every layer
+        heads = (rng.randrange(base.num_kv_heads), rng.randint(1, base.group_size))
         for i in range(base.num_layers):
-            if rng.random() < 0.8:
+            if same_heads:
+                layers[i] = _block_layer(base, rng, i, (*heads, rng.randrange(base.intermediate_size)))
+            elif rng.random() < 0.8:
                 layers[i] = _block_layer(base, rng, i)
     if scope == "uniform":
         counts = (

@@ -25,21 +25,30 @@ CASES = {
     ),
     "mistral-gqa": ("mistral", dict(heads=8, kv_heads=2)),
     "qwen2-gqa-tied": ("qwen2", dict(heads=4, kv_heads=2, tie_word_embeddings=True)),
+    "qwen3-gqa-bias": ("qwen3", dict(heads=4, kv_heads=2, attention_bias=True)),  # head norms
+    "gemma2-gqa": ("gemma2", dict(heads=4, kv_heads=2)),  # sandwich (1 + w) norms, scaled embedding
+    "gemma3-gqa-tied": ("gemma3_text", dict(heads=6, kv_heads=2, tie_word_embeddings=True)),
+    "phi3-gqa": ("phi3", dict(heads=4, kv_heads=2)),  # fused qkv_proj / gate_up_proj
+    "olmo2-gqa": ("olmo2", dict(heads=4, kv_heads=2)),  # q/k norms over whole projections
 }
 
 
 def expected_params(model_cfg, plan) -> int:
     """Parameter count of the pruned model, from the plan alone (independent of the surgery code)."""
     hidden, _, shapes = plan.kept_shapes()
+    family = plan.base.model_type
     hd, vocab = plan.base.head_dim, model_cfg.vocab_size
-    qkv_bias = plan.base.model_type == "qwen2" or getattr(model_cfg, "attention_bias", False)
+    qkv_bias = family == "qwen2" or getattr(model_cfg, "attention_bias", False)
     o_bias = getattr(model_cfg, "attention_bias", False)
     mlp_bias = getattr(model_cfg, "mlp_bias", False)
+    hidden_norms = 4 if family.startswith("gemma") else 2  # Gemma's sandwich norms
+    head_norms = 2 * hd if family in ("qwen3", "gemma3_text") else 0  # q_norm, k_norm over head_dim
     n = vocab * hidden * (1 if model_cfg.tie_word_embeddings else 2) + hidden
     for w in shapes:
         q, kv, i = w.heads * hd, w.kv_heads * hd, w.intermediate
-        n += hidden * (q + 2 * kv) + q * hidden + 3 * hidden * i + 2 * hidden
+        n += hidden * (q + 2 * kv) + q * hidden + 3 * hidden * i + hidden_norms * hidden + head_norms
         n += (q + 2 * kv) * qkv_bias + hidden * o_bias + (2 * i + hidden) * mlp_bias
+        n += (q + kv) if family == "olmo2" else 0  # q_norm over every query row, k_norm over every key row
     return n
 
 

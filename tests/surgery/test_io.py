@@ -8,6 +8,7 @@ import random
 import pytest
 import torch
 
+from llmprune.arch import describe
 from llmprune.errors import LlmpruneError
 from llmprune.prune.plan import BaseShape, LayerPlan, PrunePlan, stock_loadable
 from llmprune.runfolder import MANIFEST
@@ -23,6 +24,11 @@ ROUND_TRIPS = [  # (family, kwargs, scope)
     ("mistral", dict(heads=8, kv_heads=2), "layer"),
     ("qwen2", dict(heads=4, kv_heads=2, tie_word_embeddings=True), "channel"),
     ("qwen2", dict(heads=4, kv_heads=2), "mix"),
+    ("qwen3", dict(heads=4, kv_heads=2), "mix"),  # head norms keep their eps: manifest and config say so
+    ("gemma2", dict(heads=4, kv_heads=2, tie_word_embeddings=True), "channel"),  # scaled, tied embedding
+    ("gemma3_text", dict(heads=6, kv_heads=2), "block"),
+    ("phi3", dict(heads=4, kv_heads=2), "block"),  # fused projections, the same heads in every layer
+    ("olmo2", dict(heads=4, kv_heads=2), "uniform"),  # q/k norms rescaled: per-layer eps
 ]
 
 
@@ -41,9 +47,7 @@ def test_save_load_same_logits_and_generation(make_tiny, tmp_path, family, kw, s
         torch.testing.assert_close(loaded(IDS).logits, pruned(IDS).logits, atol=1e-5, rtol=0)
     assert torch.equal(loaded.generate(IDS, **GEN), pruned.generate(IDS, **GEN))
     manifest = json.loads((out / MANIFEST).read_text())
-    assert [w["num_attention_heads"] for w in manifest["layers"]] == [
-        layer.self_attn.q_proj.out_features // 8 for layer in pruned.model.layers
-    ]
+    assert [w["num_attention_heads"] for w in manifest["layers"]] == [s.heads for s in describe(pruned).layers]
     assert manifest["extra"] == {"note": "test"} and manifest["hidden_size"] == pruned.config.hidden_size
     assert PrunePlan.load(out / "plan.json") == plan
     assert manifest["stock_loadable"] == stock_loadable(plan).ok
