@@ -34,9 +34,9 @@ def evaluate_model(model, tokenizer, cfg: EvalConfig, *, progress: bool = True) 
 def check_inputs(recipe: Recipe) -> None:
     """Fail on a missing model, data file or task file before any expensive step."""
     from llmprune.data import load_text
-    from llmprune.models.load import resolve_model_source
+    from llmprune.models.load import check_family, resolve_model_source
 
-    resolve_model_source(recipe.model)
+    check_family(recipe.model)  # an unsupported architecture fails before any weights are read
     if recipe.recovery is not None:
         from llmprune.recovery.data import load_source
 

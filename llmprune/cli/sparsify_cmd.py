@@ -46,7 +46,7 @@ def command(
     import time
 
     from llmprune.fsutil import check_replaceable, check_writable_parent
-    from llmprune.models.load import load_model, resolve_model_source
+    from llmprune.models.load import check_family, load_model
     from llmprune.runfolder import REPORT
     from llmprune.sparsify import save_sparse, sparsify_
 
@@ -63,7 +63,7 @@ def command(
     )
     check_writable_parent(out)
     check_replaceable(out, (REPORT,))
-    resolve_model_source(model)  # a bad MODEL fails before anything is loaded
+    check_family(model)  # a bad MODEL or an unsupported architecture fails before anything is loaded
     t0 = time.perf_counter()
     m, tok = load_model(model, dtype=dtype, device=device)
     report = {"model": model, **sparsify_(m, config, tok)}

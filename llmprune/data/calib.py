@@ -1,4 +1,9 @@
-"""Calibration batches: N seeded samples of L tokens from a named source."""
+"""Token windows of a corpus: calibration batches, and the BOS rule every window follows.
+
+A tokenizer that puts a BOS token in front of a text by default (Gemma's, Llama 2's) gets one in front of
+every window too, as the model always saw one at position 0 in training; the window then holds BOS and
+L - 1 tokens of text. Tokenizers without a default BOS (SmolLM2's, Qwen2's) get windows of text only.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,22 @@ def tokenize_text(tokenizer, text: str) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
+def bos_id(tokenizer) -> int | None:
+    """The BOS token id when `tokenizer` adds one in front of a text by default, else None."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return None
+    ids = tokenizer("a")["input_ids"]
+    return bos if ids and ids[0] == bos else None
+
+
+def with_bos(windows: torch.Tensor, bos: int | None) -> torch.Tensor:
+    """`windows` (N, L) with a BOS column in front when `bos` is given: (N, L + 1)."""
+    if bos is None:
+        return windows
+    return torch.cat([torch.full((windows.shape[0], 1), bos, dtype=windows.dtype), windows], dim=1)
+
+
 def calibration_batches(
     tokenizer,
     source: str = "wikitext2",
@@ -23,16 +44,19 @@ def calibration_batches(
     seed: int = 0,
     split: str | None = None,
 ) -> torch.Tensor:
-    """Return a (samples, seq_len) LongTensor of random windows of the source text (seeded)."""
+    """Return a (samples, seq_len) LongTensor of random windows of the source text (seeded), each starting
+    with BOS when the tokenizer adds one by default (see the module doc)."""
     if samples < 1:
         raise LlmpruneError(f"samples must be >= 1, got {samples}")
     if seq_len < 2:
         raise LlmpruneError(f"seq_len must be >= 2, got {seq_len}")
     if split is None and source == "wikitext2":
         split = "valid"  # never calibrate on the split that perplexity is measured on
+    bos = bos_id(tokenizer)
+    length = seq_len - (bos is not None)
     ids = tokenize_text(tokenizer, load_text(source, split))
-    if ids.numel() <= seq_len:
+    if ids.numel() <= length:
         raise LlmpruneError(f"calibration source {source!r} has {ids.numel()} tokens, fewer than seq_len={seq_len}")
     g = torch.Generator().manual_seed(seed)
-    starts = torch.randint(0, ids.numel() - seq_len, (samples,), generator=g)
-    return torch.stack([ids[s : s + seq_len] for s in starts.tolist()])
+    starts = torch.randint(0, ids.numel() - length, (samples,), generator=g)
+    return with_bos(torch.stack([ids[s : s + length] for s in starts.tolist()]), bos)

@@ -59,10 +59,19 @@ def perplexity(
     batch_size: int = BATCH_SIZE,
     progress: bool = True,
 ) -> tuple[float, int]:
-    """Perplexity of `model` on `text`; returns (ppl, number of windows)."""
-    from llmprune.data.calib import tokenize_text
+    """Perplexity of `model` on `text`; returns (ppl, number of windows). With a tokenizer that adds BOS by
+    default, each window is BOS + `seq_len` - 1 tokens of text (`llmprune.data.calib`): `seq_len` - 1
+    predicted tokens per window either way."""
+    from llmprune.data.calib import bos_id, tokenize_text, with_bos
 
-    windows = perplexity_windows(tokenize_text(tokenizer, text), seq_len, max_windows)
+    if seq_len <= 1:
+        raise LlmpruneError(f"--seq-len must be > 1 (got {seq_len}): a window needs at least one predicted token")
+    bos = bos_id(tokenizer)
+    if bos is not None and seq_len < 3:
+        raise LlmpruneError(f"--seq-len must be > 2 for a tokenizer that adds BOS (got {seq_len}): BOS + text")
+    windows = with_bos(
+        perplexity_windows(tokenize_text(tokenizer, text), seq_len - (bos is not None), max_windows), bos
+    )
     nll = window_nll(model, windows, batch_size=batch_size, progress=progress)
     mean = nll.sum().item() / (windows.shape[0] * (seq_len - 1))
     return math.exp(mean), windows.shape[0]

@@ -7,6 +7,7 @@ Only safetensors weights are ever loaded.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -83,6 +84,41 @@ def resolve_model_source(spec: str) -> tuple[str, str]:
             "(a Hugging Face hub model is named org/name, a local folder by its path)"
         )
     return "hub", spec
+
+
+def model_type_of(spec: str) -> str | None:
+    """MODEL's `config.model_type`, read without any weights: from the alias, the GGUF header, config.json
+    or the hub's config (milliseconds, except a first hub download of config.json)."""
+    kind, loc = resolve_model_source(spec)
+    if kind == "alias":
+        from llmprune.models.aliases import ALIASES
+
+        return ALIASES[loc].model_type
+    if kind == "gguf":
+        from llmprune.models.gguf_header import gguf_model_type
+
+        return gguf_model_type(loc)
+    if kind == "hub":
+        from transformers import AutoConfig
+
+        try:
+            return AutoConfig.from_pretrained(loc).model_type
+        except (OSError, ValueError) as e:
+            raise LlmpruneError(f"could not read the config of {spec!r}: {str(e).splitlines()[0]}") from e
+    file = Path(loc) / "config.json"
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LlmpruneError(f"{file} is not valid JSON ({e}); the model folder is damaged") from e
+    return config.get("model_type") if isinstance(config, dict) else None
+
+
+def check_family(spec: str):
+    """The family (`llmprune.arch.Family`) of MODEL, checked before any weights are read: an unsupported
+    architecture fails here, naming the supported ones."""
+    from llmprune.arch import family_for
+
+    return family_for(model_type_of(spec))
 
 
 def load_tokenizer(spec: str):

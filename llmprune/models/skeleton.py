@@ -11,15 +11,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from llmprune.arch import family_of
 from llmprune.errors import LlmpruneError
 
 
 def load_skeleton(spec: str) -> nn.Module:
     """The causal LM named by `spec` (see llmprune.models.load_model); on the meta device where possible."""
     from llmprune.models.aliases import ensure_alias
-    from llmprune.models.load import load_model, resolve_model_source
+    from llmprune.models.load import check_family, load_model, resolve_model_source
 
+    check_family(spec)  # an unsupported architecture fails before any weights are read
     kind, loc = resolve_model_source(spec)
     if kind in ("gguf", "llmprune"):
         model, _ = load_model(spec, dtype="float32", device="cpu")
@@ -32,6 +32,5 @@ def load_skeleton(spec: str) -> nn.Module:
         config = AutoConfig.from_pretrained(loc)
     except (OSError, ValueError) as e:
         raise LlmpruneError(f"could not read the config of {spec!r}: {str(e).splitlines()[0]}") from e
-    family_of(config)  # unsupported architectures fail before building
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(config).eval()

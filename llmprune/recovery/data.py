@@ -131,17 +131,19 @@ def alpaca_examples(records: list[dict], tokenizer, cfg: RecoveryConfig) -> list
 
 
 def text_examples(text: str, tokenizer, cfg: RecoveryConfig) -> list[Example]:
-    """A corpus cut into consecutive windows of `cutoff` tokens (full rows: nothing to pack or pad)."""
-    from llmprune.data.calib import tokenize_text
+    """A corpus cut into consecutive windows of `cutoff` tokens (full rows: nothing to pack or pad), each
+    starting with BOS when the tokenizer adds one by default (`llmprune.data.calib`)."""
+    from llmprune.data.calib import bos_id, tokenize_text
 
     ids = tokenize_text(tokenizer, text).tolist()
-    n = len(ids) // cfg.cutoff
+    bos = bos_id(tokenizer)
+    length = cfg.cutoff - (bos is not None)
+    n = len(ids) // length
     if n == 0:
         raise LlmpruneError(f"the training text has {len(ids)} tokens, fewer than one row of --cutoff {cfg.cutoff}")
-    return [
-        Example(ids[i * cfg.cutoff : (i + 1) * cfg.cutoff], ids[i * cfg.cutoff : (i + 1) * cfg.cutoff])
-        for i in range(n)
-    ]
+    head = [bos] if bos is not None else []
+    rows = [head + ids[i * length : (i + 1) * length] for i in range(n)]
+    return [Example(row, list(row)) for row in rows]
 
 
 def pack(examples: list[Example], cutoff: int, pad_id: int) -> Rows:
