@@ -4,9 +4,11 @@ One mechanism for every step that looks at activations (importance, reconstructi
 
 - accumulators of one Linear's inputs x (tokens x features), each with `add(x)`:
   `SquaredNorms` (sum over tokens of x_j^2; importance's ||X_j||), `RowNorms` (Wanda's running mean over
-  samples, the reference's `scaler_row`), `Gram` (X^T X, or X^T X_K for kept columns K; least squares);
+  samples, the reference's `scaler_row`), `Gram` (X^T X, or X^T X_K for kept columns K; least squares),
+  `Moments` (X^T X, column sums and cross-products with target outputs; the sequential engine);
 - `record_inputs(model, stats)`: a forward pre-hook per named module feeds its accumulator while the
-  block runs, and is removed on exit (also on errors);
+  block runs, and is removed on exit (also on errors); `record_outputs(model, names)` keeps what the
+  named modules return, one tensor per call;
 - `capture_layer_inputs(model, batches)`: what decoder layer 0 receives (hidden states and the call's
   keyword arguments: masks, position embeddings), for layer-by-layer processing.
 
@@ -73,6 +75,31 @@ class Gram:
         self.matrix.addmm_(x.T, x if self.cols is None else x.index_select(1, self.cols))
 
 
+class Moments:
+    """X^T X, the column sums of X and the number of rows: the Gram matrix of [X 1] (`llmprune.prune.obs`),
+    and, when `targets` are given (one tensor per call, in call order), the cross-products [X 1]^T Y with
+    them (float64)."""
+
+    def __init__(self, features: int, targets: list[torch.Tensor] | None = None, device=None) -> None:
+        self.xtx = torch.zeros(features, features, dtype=torch.float64, device=device)
+        self.xsum = torch.zeros(features, dtype=torch.float64, device=device)
+        self.count = 0
+        self.targets = targets
+        self.cross: torch.Tensor | None = None
+        self._calls = 0
+
+    def add(self, x: torch.Tensor) -> None:
+        x = x.reshape(-1, x.shape[-1]).double()
+        self.xtx.addmm_(x.T, x)
+        self.xsum.add_(x.sum(0))
+        self.count += x.shape[0]
+        if self.targets is not None:
+            y = self.targets[self._calls].to(x.device).reshape(x.shape[0], -1).double()
+            xy = torch.cat([x.T @ y, y.sum(0, keepdim=True)])  # [X 1]^T Y
+            self.cross = xy if self.cross is None else self.cross.add_(xy)
+        self._calls += 1
+
+
 @contextlib.contextmanager
 def record_inputs(model: nn.Module, stats: Mapping[str, InputStat]) -> Iterator[Mapping[str, InputStat]]:
     """While the block runs, every forward of module `name` adds its input to `stats[name]`."""
@@ -82,6 +109,21 @@ def record_inputs(model: nn.Module, stats: Mapping[str, InputStat]) -> Iterator[
             hook = lambda _m, args, s=stat: s.add(args[0].detach())  # noqa: E731
             handles.append(model.get_submodule(name).register_forward_pre_hook(hook))
         yield stats
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextlib.contextmanager
+def record_outputs(model: nn.Module, names: list[str], *, device="cpu") -> Iterator[dict[str, list[torch.Tensor]]]:
+    """While the block runs, every forward of module `name` appends its output (moved to `device`)."""
+    outputs: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+    handles = []
+    try:
+        for name in names:
+            hook = lambda _m, _args, out, store=outputs[name]: store.append(out.detach().to(device))  # noqa: E731
+            handles.append(model.get_submodule(name).register_forward_hook(hook))
+        yield outputs
     finally:
         for h in handles:
             h.remove()

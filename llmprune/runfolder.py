@@ -109,6 +109,8 @@ class Manifest(BaseModel):
     params: int = Field(ge=0)
     layers: list[ManifestLayer]
     extra: dict[str, Any] = Field(default_factory=dict)
+    # writer roles ("o", "down") carrying a bias the config does not state (the sequential engine's refit)
+    added_biases: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
@@ -284,6 +286,8 @@ class RunFolder:
         for layer in data["layers"]:  # only where a norm's eps differs from the config's
             if not layer["norm_eps"]:
                 del layer["norm_eps"]
+        if not data["added_biases"]:
+            del data["added_biases"]
         (self.path / MANIFEST).write_text(json.dumps(data, indent=1) + "\n")
 
     def write_report(self, report: RunReport) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from llmprune.arch.family import ROLES, Family, family_of
+from llmprune.arch.family import ROLES, WRITERS, Family, family_of
 from llmprune.arch.shapes import PROJ_WIDTHS, LayerShape, config_head_dim
 from llmprune.errors import LlmpruneError
 
@@ -33,9 +33,7 @@ class Layout:
     vocab_size: int
     layers: tuple[LayerShape, ...]
     tied: bool  # lm_head.weight is the embedding's Parameter
-    qkv_bias: bool
-    o_bias: bool
-    mlp_bias: bool
+    biases: frozenset[str]  # roles whose projection carries a bias (the same in every layer)
 
     @property
     def num_layers(self) -> int:
@@ -94,7 +92,11 @@ class Layout:
         return tuple(n for i in range(self.num_layers) for n in self.norms(i)) + (self.family.final_norm,)
 
     def has_bias(self, role: str) -> bool:
-        return self.qkv_bias if role in ("q", "k", "v") else self.o_bias if role == "o" else self.mlp_bias
+        return role in self.biases
+
+    def added_biases(self, config) -> tuple[str, ...]:
+        """Writer roles carrying a bias the config does not state (the sequential engine's refit adds them)."""
+        return tuple(r for r in WRITERS if r in self.biases and not self.family.bias(config, r))
 
     def header(self) -> dict:
         """Plain-data summary (for JSON output)."""
@@ -105,7 +107,7 @@ class Layout:
             "head_dim": self.head_dim,
             "vocab_size": self.vocab_size,
             "tied_embeddings": self.tied,
-            "biases": {"qkv": self.qkv_bias, "o": self.o_bias, "mlp": self.mlp_bias},
+            "biases": sorted(self.biases, key=ROLES.index),
             "layers": [
                 {"heads": s.heads, "kv_heads": s.kv_heads, "group_size": s.group_size, "mlp_channels": s.intermediate}
                 for s in self.layers
@@ -156,15 +158,21 @@ def _layer_shape(model: nn.Module, fam: Family, i: int, head_dim: int) -> LayerS
     return LayerShape(heads=q // head_dim, kv_heads=k // head_dim, intermediate=inter)
 
 
-def _check_biases(model: nn.Module, fam: Family, config, i: int) -> None:
+def _layer_biases(model: nn.Module, fam: Family, config, i: int) -> frozenset[str]:
+    """The roles of layer `i` whose Linear carries a bias. Readers must match the config's bias rules;
+    writers (o, down) may carry one the config does not state (refit biases of a pruned model)."""
+    out = set()
     for role in ROLES:
-        mod = model.get_submodule(f"{fam.layers}.{i}.{fam.proj_path(role)}")
+        has = model.get_submodule(f"{fam.layers}.{i}.{fam.proj_path(role)}").bias is not None
         expect = fam.bias(config, role)
-        if (mod.bias is not None) != expect:
+        if has != expect and not (has and role in WRITERS):
             raise LlmpruneError(
-                f"layer {i}: {fam.proj_attr(role)} {'has' if mod.bias is not None else 'lacks'} a bias, but a "
+                f"layer {i}: {fam.proj_attr(role)} {'has' if has else 'lacks'} a bias, but a "
                 f"{fam} config with these flags says bias={expect}"
             )
+        if has:
+            out.add(role)
+    return frozenset(out)
 
 
 def describe(model: nn.Module) -> Layout:
@@ -174,10 +182,12 @@ def describe(model: nn.Module) -> Layout:
     head_dim = config_head_dim(config)
     embed = get_module(model, fam.embed, nn.Embedding)
     head = get_module(model, fam.lm_head, nn.Linear)
-    shapes = []
+    shapes, biases = [], set()
     for i in range(len(get_module(model, fam.layers, nn.ModuleList))):
         shapes.append(_layer_shape(model, fam, i, head_dim))
-        _check_biases(model, fam, config, i)
+        biases.add(_layer_biases(model, fam, config, i))
+    if len(biases) > 1:
+        raise LlmpruneError(f"the layers carry biases on different projections ({sorted(map(sorted, biases))})")
     return Layout(
         family=fam,
         hidden_size=embed.weight.shape[1],
@@ -185,9 +195,7 @@ def describe(model: nn.Module) -> Layout:
         vocab_size=embed.weight.shape[0],
         layers=tuple(shapes),
         tied=head.weight is embed.weight,
-        qkv_bias=fam.bias(config, "q"),
-        o_bias=fam.bias(config, "o"),
-        mlp_bias=fam.bias(config, "down"),
+        biases=biases.pop() if biases else frozenset(),
     )
 
 

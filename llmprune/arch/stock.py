@@ -21,6 +21,7 @@ from llmprune.arch.family import Family
 from llmprune.arch.shapes import LayerShape
 
 NORM_EPS = "some norms need an eps other than the config's rms_norm_eps (a stock config holds one)"
+ADDED = "a stock config cannot state alone (its bias flags would add biases to other projections too)"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from llmprune.arch import ROLES
 from llmprune.cli.common import ModelArg, console, split_list, table, write_json
 
 
@@ -75,7 +76,7 @@ def _print(spec: str, lay, groups, ids: range) -> None:
         else:
             runs.append([i, i, key])
     rows = [[f"{a}" if a == b else f"{a}-{b}", *key] for a, b, key in runs]
-    biases = ", ".join(k for k, v in (("qkv", lay.qkv_bias), ("o", lay.o_bias), ("mlp", lay.mlp_bias)) if v) or "none"
+    biases = ", ".join(sorted(lay.biases, key=ROLES.index)) if lay.biases else "none"
     table(
         f"{spec} ({lay.family}, {lay.num_layers} layers)",
         ["layers", "heads", "KV heads", "heads per KV", "MLP channels", "members per group"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from llmprune.data.config import CalibConfig
 from llmprune.errors import LlmpruneError
@@ -51,6 +51,33 @@ class PruneConfig(BaseModel):
         description="calibration windows for the reconstruction statistics",
     )
     damp: float = Field(0.01, ge=0.0, description="reconstruction ridge, relative to the mean Gram diagonal")
+    engine: Literal["taylor", "sequential"] = Field(
+        "taylor",
+        description="taylor: one gradient pass ranks every unit, then refit; sequential: layer by layer on the "
+        "pruned model's activations, units chosen by the error they cause, readers refit (block scope)",
+    )
+    allocation: Literal["taylor", "error", "error-std", "depth"] = Field(
+        "error",
+        description="sequential: how many units each layer loses: taylor (today's global Taylor ranking), error "
+        "(error-aware scores relative to the layer output, ranked globally), error-std (standardised per layer), "
+        "depth (log-increasing with depth)",
+    )
+    compensate: Literal["layer", "dense"] = Field(
+        "layer",
+        description="sequential: refit towards the layer's own outputs on the pruned inputs (layer) or towards the "
+        "dense model's outputs (dense, which also corrects what earlier layers passed on)",
+    )
+    bias: bool = Field(True, description="sequential: refit a bias of o_proj / down_proj too (counted in the budget)")
+    sequential_calib: CalibConfig = Field(
+        default_factory=lambda: CalibConfig(samples=128, seq_len=128, seed=0),
+        description="calibration windows of the sequential engine",
+    )
+
+    @model_validator(mode="after")
+    def _engine_scope(self) -> PruneConfig:
+        if self.engine == "sequential" and self.scope != "block":
+            raise ValueError(f"engine sequential prunes heads and MLP channels (scope block), not scope {self.scope}")
+        return self
 
     @field_validator("importance")
     @classmethod

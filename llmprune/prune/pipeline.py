@@ -99,7 +99,13 @@ def plan_pruning(
 
 
 def prune_model(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = True) -> PruneResult:
-    """Score, plan and physically prune `model` in place."""
+    """Score, plan and physically prune `model` in place with the engine `cfg.engine` names."""
+    return ENGINES[cfg.engine](model, tokenizer, cfg, progress=progress)
+
+
+def _taylor(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = True) -> PruneResult:
+    """Engine `taylor`: one gradient pass scores every unit, the planner ranks them, the readers of removed
+    units are refit by least squares on the dense model's activations, surgery removes them."""
     from llmprune.surgery import prune_
 
     t0 = time.perf_counter()
@@ -119,3 +125,48 @@ def prune_model(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool
     result.params_after = count_params(model)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _sequential(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = True) -> PruneResult:
+    """Engine `sequential` (`llmprune.prune.sequential`): allocation, then the layer-by-layer pass, then
+    surgery. The biases the refit adds to every layer's o_proj / down_proj are counted in the target."""
+    import dataclasses
+
+    from llmprune.data import calibration_batches
+    from llmprune.prune.allocate import allocate, error_scores
+    from llmprune.prune.sequential import sequential_prune_
+    from llmprune.surgery import prune_
+
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    layout = describe(model)
+    base = BaseShape.from_layout(layout)
+    layers = layer_ids(cfg, base.num_layers)
+    costs = unit_costs(model, layout)
+    params_before = count_params(model)
+    added = [r for r in ("o", "down") if cfg.bias and not layout.has_bias(r)]
+    target = int(round(cfg.ratio * params_before)) + len(added) * base.hidden_size * base.num_layers
+    c = cfg.sequential_calib
+    batches = calibration_batches(tokenizer, c.source, samples=c.samples, seq_len=c.seq_len, seed=c.seed)
+    timings["calibration_data"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    scores = None
+    if cfg.allocation == "taylor":
+        scores = plan_pruning(model, tokenizer, cfg.model_copy(update={"engine": "taylor"}), progress=progress).scores
+    elif cfg.allocation in ("error", "error-std"):
+        standardise = cfg.allocation == "error-std"
+        scores = error_scores(model, layout, batches, layers, standardise=standardise, damp=cfg.damp, progress=progress)
+    counts = allocate(base, cfg, target=target, costs=costs, layers=layers, scores=scores)
+    timings["allocation"] = time.perf_counter() - t
+    t = time.perf_counter()
+    plan = sequential_prune_(model, batches, counts, cfg, progress=progress)
+    timings["sequential"] = time.perf_counter() - t
+    meta = {"config": cfg.model_dump(), "model": getattr(model.config, "name_or_path", "") or ""}
+    plan = dataclasses.replace(plan, meta=meta)
+    t = time.perf_counter()
+    prune_(model, plan)
+    timings["surgery"] = time.perf_counter() - t
+    return PruneResult(plan, params_before, count_params(model), time.perf_counter() - t0, scores or {}, timings)
+
+
+ENGINES = {"taylor": _taylor, "sequential": _sequential}

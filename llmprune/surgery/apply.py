@@ -65,8 +65,9 @@ def prune_(model: nn.Module, plan: PrunePlan) -> nn.Module:
     updated.
 
     The slices of the removed heads, KV heads, MLP channels and hidden channels go at once (all indices
-    refer to the original model, which `check_plan` guarantees `model` is); the norms over the hidden
-    size are rescaled when hidden channels went (`rescale_norm_`: exact); then dropped layers go.
+    refer to the original model, which `check_plan` guarantees `model` is); every norm whose width
+    shrank is rescaled (`rescale_norm_`: exact) — the hidden norms when hidden channels went, OLMo 2's
+    q/k norms when heads went — and a scaled embedding (Gemma) keeps its values; then dropped layers go.
     `model.config` afterwards holds the true shapes when they fit a stock config, else a valid skeleton
     (see `llmprune.surgery.shapes`). Works on any device and dtype; `requires_grad` flags are kept.
     """

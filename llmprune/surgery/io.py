@@ -32,7 +32,7 @@ from llmprune.arch import (
     set_embed_scale_,
     set_layer_shape_,
 )
-from llmprune.arch.stock import NORM_EPS, StockCheck
+from llmprune.arch.stock import ADDED, NORM_EPS, StockCheck
 from llmprune.errors import LlmpruneError
 from llmprune.fsutil import atomic_dir
 from llmprune.models.params import count_params
@@ -59,13 +59,17 @@ def build_manifest(model: nn.Module, plan: PrunePlan, extra: dict | None = None)
         {path: eps for path, eps in layer_norm_eps(model, lay, i).items() if eps != config_eps}
         for i in range(lay.num_layers)
     ]
+    added = list(lay.added_biases(model.config))
     if stock.ok and any(norm_eps):
         stock = StockCheck(False, stock.uniform, NORM_EPS)
+    if stock.ok and added:
+        stock = StockCheck(False, stock.uniform, f"{' and '.join(added)} projections carry refit biases {ADDED}")
     return Manifest.of(
         lay,
         kept,
         stock,
         norm_eps,
+        added_biases=added,
         base_model=plan.meta.get("model") or getattr(model.config, "_name_or_path", "") or "",
         params=count_params(model),
         extra=dict(extra or {}),
@@ -100,7 +104,7 @@ def save_pruned(
         with atomic_dir(out_dir, replaces=PRUNED_MARKERS) as tmp:
             model.save_pretrained(tmp)
             if not manifest.stock_loadable:
-                write_remote_code(tmp, family_of(model), manifest.shapes, manifest.norm_eps)
+                write_remote_code(tmp, family_of(model), manifest.shapes, manifest.norm_eps, manifest.added_biases)
             folder = RunFolder(tmp)
             folder.write_plan(plan)
             folder.write_manifest(manifest)
@@ -156,7 +160,7 @@ def load_pruned(
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=False, **kwargs)
     for i, layer in enumerate(manifest.layers):
         module = model.get_submodule(f"{fam.layers}.{i}")
-        resize_layer_(module, fam, layer.shape, manifest.hidden_size, manifest.head_dim)
+        resize_layer_(module, fam, layer.shape, manifest.hidden_size, manifest.head_dim, manifest.added_biases)
         for norm, eps in layer.norm_eps.items():
             setattr(module.get_submodule(norm), fam.norm_eps, eps)
     sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in _read_weights(folder).items()}
@@ -186,16 +190,20 @@ def load_pruned(
     return model.to(device).eval()
 
 
-def resize_layer_(layer: nn.Module, family: Family, shape: LayerShape, hidden: int, head_dim: int) -> None:
+def resize_layer_(
+    layer: nn.Module, family: Family, shape: LayerShape, hidden: int, head_dim: int, biases: list[str] = ()
+) -> None:
     """Give a freshly built (meta) layer the widths `shape`: new empty Linears (and projection norms) of
-    the right shapes (`llmprune.arch.module_shapes`)."""
+    the right shapes (`llmprune.arch.module_shapes`), with a bias also on the writer roles `biases`."""
+    with_bias = {family.proj_path(r) for r in biases}
     for path, dims in module_shapes(family, shape, hidden, head_dim).items():
         owner, _, attr = path.rpartition(".")
         mod = layer.get_submodule(owner)
         old = getattr(mod, attr)
         if isinstance(old, nn.Linear):
             n_out, n_in = dims
-            new = nn.Linear(n_in, n_out, bias=old.bias is not None, device="meta", dtype=old.weight.dtype)
+            bias = old.bias is not None or path in with_bias
+            new = nn.Linear(n_in, n_out, bias=bias, device="meta", dtype=old.weight.dtype)
             setattr(mod, attr, new)
         else:  # a norm over a projection's rows
             old.weight = nn.Parameter(torch.empty(dims, device="meta", dtype=old.weight.dtype))

@@ -41,6 +41,7 @@ class {cls}(_Base):
         super().__init__(config)
         widths = config.llmprune_layers
         norm_eps = getattr(config, "llmprune_norm_eps", None) or [{{}}] * len(widths)
+        with_bias = set(getattr(config, "llmprune_biases", None) or ())
         for layer, (heads, kv, inter), eps in zip(self.get_submodule(_LAYERS), widths, norm_eps, strict=True):
             attn, mlp = layer.get_submodule(_ATTN), layer.get_submodule(_MLP)
             hd = attn.head_dim
@@ -53,7 +54,8 @@ class {cls}(_Base):
                 if n_in is None:
                     old.weight = nn.Parameter(torch.empty(n_out, dtype=old.weight.dtype))
                 else:
-                    new = nn.Linear(width[n_in], n_out, bias=old.bias is not None, dtype=old.weight.dtype)
+                    bias = old.bias is not None or path in with_bias
+                    new = nn.Linear(width[n_in], n_out, bias=bias, dtype=old.weight.dtype)
                     setattr(mod, name, new)
             for path, value in eps.items():
                 setattr(layer.get_submodule(path), _EPS, value)
@@ -82,10 +84,15 @@ def modeling_code(family: Family) -> str:
 
 
 def write_remote_code(
-    folder: Path, family: Family, shapes: list[LayerShape], norm_eps: list[dict[str, float]] | None = None
+    folder: Path,
+    family: Family,
+    shapes: list[LayerShape],
+    norm_eps: list[dict[str, float]] | None = None,
+    biases: list[str] | None = None,
 ) -> None:
     """Add `modeling_llmprune.py` to `folder` and point its config.json at it (see the module doc);
-    `norm_eps` gives, per layer, the norms whose eps differs from the config's."""
+    `norm_eps` gives, per layer, the norms whose eps differs from the config's, `biases` the writer roles
+    carrying a bias the config does not state."""
     (folder / MODELING).write_text(modeling_code(family))
     cfg_file = folder / "config.json"
     cfg = json.loads(cfg_file.read_text())
@@ -93,4 +100,6 @@ def write_remote_code(
     cfg["llmprune_layers"] = [[s.heads, s.kv_heads, s.intermediate] for s in shapes]
     if norm_eps and any(norm_eps):
         cfg["llmprune_norm_eps"] = norm_eps
+    if biases:
+        cfg["llmprune_biases"] = [family.proj_path(r) for r in biases]
     cfg_file.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")

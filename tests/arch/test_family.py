@@ -24,7 +24,7 @@ def test_unsupported_architecture_names_the_supported_families():
 def test_layout_of_a_tiny_qwen2(make_tiny):
     lay = describe(make_tiny("qwen2", heads=6, kv_heads=2))
     assert (str(lay.family), lay.num_layers, lay.hidden_size, lay.head_dim, lay.vocab_size) == ("qwen2", 3, 48, 8, 128)
-    assert (lay.qkv_bias, lay.o_bias, lay.mlp_bias, lay.tied) == (True, False, False, False)
+    assert (lay.biases, lay.tied) == ({"q", "k", "v"}, False)
     assert {(s.heads, s.kv_heads, s.group_size, s.intermediate) for s in lay.layers} == {(6, 2, 3, 48)}
     assert lay.proj(2, "k") == "model.layers.2.self_attn.k_proj"
     assert lay.proj(0, "down") == "model.layers.0.mlp.down_proj"

@@ -27,7 +27,9 @@ def test_bos_is_read_from_the_tokenizer_s_default():
     assert bos_id(plain) is None
     plain.bos_token = "t3"  # a BOS token the tokenizer does not add: no BOS in windows either
     assert bos_id(plain) is None
-    assert with_bos(torch.tensor([[5, 6]]), 3).tolist() == [[3, 5, 6]] and with_bos(torch.tensor([[5]]), None).shape == (1, 1)
+    assert with_bos(torch.tensor([[5, 6]]), 3).tolist() == [[3, 5, 6]] and with_bos(
+        torch.tensor([[5]]), None
+    ).shape == (1, 1)
 
 
 def test_calibration_and_perplexity_windows(tiny_text_data):

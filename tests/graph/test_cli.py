@@ -28,7 +28,9 @@ def test_groups_json_and_table(tiny_folder, tmp_path, capsys):
     assert _run(["groups", str(tiny_folder), "--json", str(out)]) == 0
     printed = capsys.readouterr()
     text, err = " ".join(printed.out.split()), " ".join(printed.err.split())  # rich wraps long lines
-    assert "(qwen2, 3 layers)" in text and "hidden 48, head_dim 8, vocab 128, untied embeddings, biases: qkv" in text
+    assert (
+        "(qwen2, 3 layers)" in text and "hidden 48, head_dim 8, vocab 128, untied embeddings, biases: q, k, v" in text
+    )
     assert "│ 0-2 │ 6 │ 2 │ 3 │ 48 │" in text
     assert "hidden group: 48 channels, 30 members across all 3 layers (embedding, lm_head, 7 norms" in text
     assert "verified against torch-pruning's trace: 13 groups" in err
