@@ -27,6 +27,7 @@ from llmprune.activations import Moments, capture_layer_inputs, layer_output, re
 from llmprune.arch import Layout
 from llmprune.errors import LlmpruneError
 from llmprune.graph.nodes import group_id
+from llmprune.models.lazy import LayerLoader
 from llmprune.prune import obs
 from llmprune.prune.config import PruneConfig
 from llmprune.prune.costs import Costs
@@ -46,37 +47,46 @@ def error_scores(
     damp: float,
     micro_batch: int = 8,
     progress: bool = True,
+    loader: LayerLoader | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Error-aware score of every query head, KV group and MLP channel of `layers`, on the dense model."""
-    fam, hd = layout.family, layout.head_dim
+    """Error-aware score of every query head, KV group and MLP channel of `layers`, on the dense model
+    (with a `loader`, each layer is read for its turn and released after it)."""
+    fam = layout.family
     paths = {"o": fam.proj_path("o"), "down": fam.proj_path("down")}
     stream = capture_layer_inputs(model, batches, micro_batch=micro_batch)
     decoder = model.get_submodule(fam.layers)
     scores: dict[str, torch.Tensor] = {}
     for i in tqdm(range(layers[-1] + 1), desc="error scores", unit="layer", disable=not progress):
+        if loader is not None:
+            loader.load(i)
         layer = decoder[i]
         stats = {p: Moments(layer.get_submodule(p).in_features) for p in paths.values()} if i in layers else {}
         with record_inputs(layer, stats):
             stream = [(layer_output(layer(h, **kw)), kw) for h, kw in stream] if i < layers[-1] else []
-        if i not in layers:
-            continue
-        shape = layout.layers[i]
-        for role, path in paths.items():
-            lin, stat = layer.get_submodule(path), stats[path]
-            gram = obs.augment(stat.xtx, stat.xsum, stat.count)
-            cinv = obs.damped_inverse(gram, obs.ridge(gram, damp))
-            w = torch.cat([lin.weight.detach().double(), _bias(lin)[:, None]], dim=1)
-            energy = float(torch.einsum("oi,ij,oj->", w, gram, w)) or 1.0
-            if role == "o":
-                heads = [list(range(h * hd, (h + 1) * hd)) for h in range(shape.heads)]
-                kvs = [sum((heads[h] for h in shape.query_heads(k)), []) for k in range(shape.kv_heads)]
-                kinds = {"attn_head": obs.block_errors(w, cinv, heads), "kv_group": obs.block_errors(w, cinv, kvs)}
-            else:
-                kinds = {"mlp_channel": obs.block_errors(w, cinv, [[c] for c in range(lin.in_features)])}
-            for kind, s in kinds.items():
-                scale = s.mean().clamp_min(1e-30) if standardise else energy
-                scores[group_id(kind, i)] = (s / scale).cpu()
+        for role, path in paths.items() if i in layers else ():
+            errors = _unit_errors(layer.get_submodule(path), stats[path], layout, i, role, damp, standardise)
+            scores |= {group_id(kind, i): s for kind, s in errors.items()}
+        if loader is not None:
+            loader.release(i)
     return scores
+
+
+def _unit_errors(
+    lin: nn.Linear, stat: Moments, layout: Layout, i: int, role: str, damp: float, standardise: bool
+) -> dict[str, torch.Tensor]:
+    """{kind: each unit's error alone}, relative to the Linear's output energy or to the kind's mean."""
+    gram = obs.augment(stat.xtx, stat.xsum, stat.count)
+    cinv = obs.damped_inverse(gram, obs.ridge(gram, damp))
+    w = torch.cat([lin.weight.detach().double(), _bias(lin)[:, None]], dim=1)
+    energy = float(torch.einsum("oi,ij,oj->", w, gram, w)) or 1.0
+    if role == "o":
+        hd, shape = layout.head_dim, layout.layers[i]
+        heads = [list(range(h * hd, (h + 1) * hd)) for h in range(shape.heads)]
+        kvs = [sum((heads[h] for h in shape.query_heads(k)), []) for k in range(shape.kv_heads)]
+        kinds = {"attn_head": obs.block_errors(w, cinv, heads), "kv_group": obs.block_errors(w, cinv, kvs)}
+    else:
+        kinds = {"mlp_channel": obs.block_errors(w, cinv, [[c] for c in range(lin.in_features)])}
+    return {kind: (s / (s.mean().clamp_min(1e-30) if standardise else energy)).cpu() for kind, s in kinds.items()}
 
 
 def _bias(lin: nn.Linear) -> torch.Tensor:

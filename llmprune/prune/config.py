@@ -68,6 +68,12 @@ class PruneConfig(BaseModel):
         "dense model's outputs (dense, which also corrects what earlier layers passed on)",
     )
     bias: bool = Field(True, description="sequential: refit a bias of o_proj / down_proj too (counted in the budget)")
+    offload: bool | None = Field(
+        None,
+        description="sequential: read decoder layers one at a time from the safetensors files (only the pruned "
+        "layers before the current one and the current one in memory); null: when the weights would take more "
+        "than half the free memory",
+    )
     sequential_calib: CalibConfig = Field(
         default_factory=lambda: CalibConfig(samples=128, seq_len=128, seed=0),
         description="calibration windows of the sequential engine",
@@ -77,6 +83,8 @@ class PruneConfig(BaseModel):
     def _engine_scope(self) -> PruneConfig:
         if self.engine == "sequential" and self.scope != "block":
             raise ValueError(f"engine sequential prunes heads and MLP channels (scope block), not scope {self.scope}")
+        if self.offload and (self.engine != "sequential" or self.allocation == "taylor"):
+            raise ValueError("offload needs engine sequential with an allocation other than taylor (no gradients)")
         return self
 
     @field_validator("importance")

@@ -41,6 +41,7 @@ from llmprune.arch import WRITERS, Layout, describe
 from llmprune.errors import LlmpruneError
 from llmprune.graph.build import build_groups
 from llmprune.graph.mask import unit_slices, zero_slices_
+from llmprune.models.lazy import LayerLoader
 from llmprune.prune import obs
 from llmprune.prune.config import PruneConfig
 from llmprune.prune.plan import BaseShape, LayerPlan, PrunePlan
@@ -179,6 +180,7 @@ class SequentialPass:
     base: BaseShape
     cfg: PruneConfig
     progress: bool = True
+    loader: LayerLoader | None = None  # offload: layers read from the safetensors files when reached
 
     def run(self, batches: torch.Tensor, counts: dict[int, Counts], layers: list[int]) -> list[LayerPlan]:
         cfg, lay = self.cfg, self.layout
@@ -190,6 +192,8 @@ class SequentialPass:
         out: list[LayerPlan] = []
         bar = tqdm(total=len(layers), desc="sequential", unit="layer", disable=not self.progress)
         for i in range(layers[-1] + 1):
+            if self.loader is not None:
+                self.loader.load(i)
             layer = decoder_layers[i]
             if i not in layers:  # before the range: both streams go through the same dense layer
                 stream = _stream(layer, stream)
@@ -266,10 +270,17 @@ def add_biases_(model: nn.Module, layout: Layout, roles: list[str]) -> None:
 
 
 def sequential_prune_(
-    model: nn.Module, batches: torch.Tensor, counts: dict[int, Counts], cfg: PruneConfig, *, progress: bool = True
+    model: nn.Module,
+    batches: torch.Tensor,
+    counts: dict[int, Counts],
+    cfg: PruneConfig,
+    *,
+    progress: bool = True,
+    loader: LayerLoader | None = None,
 ) -> PrunePlan:
     """Run the sequential pass on `model` in place (removed units zeroed, readers refit) and return the plan
-    of what it removed (surgery then removes it physically)."""
+    of what it removed (surgery then removes it physically). With a `loader` (offload) the layers are read
+    as the pass reaches them, and the ones after the range at the end."""
     layout = describe(model)
     base = BaseShape.from_layout(layout)
     layers = sorted(counts) or [0]
@@ -279,7 +290,9 @@ def sequential_prune_(
     try:
         with torch.no_grad():
             span = list(range(layers[0], layers[-1] + 1))
-            plans = SequentialPass(model, layout, base, cfg, progress).run(batches, counts, span)
+            plans = SequentialPass(model, layout, base, cfg, progress, loader).run(batches, counts, span)
+            if loader is not None:
+                loader.load_all()
             if cfg.bias:  # every layer gets the writers' bias (zero where not refit): one shape for all layers
                 add_biases_(model, layout, [r for r in WRITERS if not layout.has_bias(r)])
     finally:
