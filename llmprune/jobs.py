@@ -16,8 +16,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from llmprune.errors import LlmpruneError
 from llmprune.eval.config import EvalConfig
 from llmprune.fsutil import atomic_dir, check_replaceable, check_writable_parent
+from llmprune.perf.footprint import peaks, reset_peaks
 from llmprune.recipes import Recipe
 from llmprune.runfolder import ADAPTER, RUN_MARKERS, RunFolder, RunReport
 
@@ -52,6 +54,27 @@ def check_inputs(recipe: Recipe) -> None:
             load_tasks(recipe.eval.tasks, limit=recipe.eval.limit)
 
 
+def offload_wanted(recipe: Recipe) -> bool:
+    """`prune.offload`, or, when null, whether the weights would take more than half the free memory of
+    the device (only for the sequential engine without Taylor allocation, and a safetensors folder)."""
+    cfg = recipe.prune
+    if cfg.offload is not None:
+        return cfg.offload
+    if cfg.engine != "sequential" or cfg.allocation in ("taylor", "fisher"):
+        return False
+    from llmprune.models.load import resolve_device, resolve_dtype, resolve_model_source
+    from llmprune.perf.footprint import free_memory, weights_bytes
+
+    if resolve_model_source(recipe.model)[0] not in ("alias", "hf_dir", "hub"):
+        return False
+    device = resolve_device(recipe.device)
+    try:
+        need = weights_bytes(recipe.model, resolve_dtype(recipe.dtype, device))
+    except LlmpruneError:  # not on disk yet (an alias fetched on first use, a hub model not cached)
+        return False
+    return need > free_memory(device) / 2
+
+
 def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dict:
     """Execute `recipe`, writing everything to `out`; returns the report (also in out/report.json)."""
     from llmprune.models import load_model
@@ -62,14 +85,28 @@ def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dic
     check_replaceable(out, RUN_MARKERS)  # before the expensive steps, not after them
     check_inputs(recipe)
     t0 = time.perf_counter()
-    model, tok = load_model(recipe.model, dtype=recipe.dtype, device=recipe.device)
+    loader = None
+    if offload_wanted(recipe):
+        from llmprune.models.lazy import load_offloaded
+        from llmprune.models.load import resolve_device, resolve_dtype
+
+        device = resolve_device(recipe.device)
+        model, tok, loader = load_offloaded(recipe.model, dtype=resolve_dtype(recipe.dtype, device), device=device)
+    else:
+        model, tok = load_model(recipe.model, dtype=recipe.dtype, device=recipe.device)
     sections: dict = {"recipe": recipe.model_dump(mode="json"), "model": recipe.model}
-    if recipe.eval and recipe.eval.before:
+    if recipe.eval and recipe.eval.before and loader is not None:
+        console.print("offload: the dense model is never whole in memory, so it is not evaluated (eval.before)")
+    elif recipe.eval and recipe.eval.before:
         console.print("[bold]evaluating the dense model[/bold]")
         sections["before"] = evaluate_model(model, tok, recipe.eval, progress=progress)
-    console.print(f"[bold]pruning[/bold] {recipe.prune.ratio:.0%} ({recipe.prune.scope}, {recipe.prune.importance})")
-    result = prune_model(model, tok, recipe.prune, progress=progress)
+    cfg = recipe.prune
+    console.print(f"[bold]pruning[/bold] {cfg.ratio:.0%} ({cfg.scope}, engine {cfg.engine})")
+    device = next(iter(model.parameters())).device
+    reset_peaks(device)
+    result = prune_model(model, tok, cfg, progress=progress, loader=loader)
     sections.update(result.report())
+    sections["memory"] = {"offload": loader is not None, **peaks(device)}
     console.print(
         f"removed {result.params_before - result.params_after:,} of {result.params_before:,} parameters "
         f"({result.ratio_removed:.2%}) in {result.seconds:.1f} s"

@@ -17,6 +17,7 @@ from llmprune.prune.config import PruneConfig
 
 CALIB = PruneConfig().calib
 RECONSTRUCT = PruneConfig().reconstruct_calib
+SEQUENTIAL = PruneConfig().sequential_calib
 
 
 def command(
@@ -39,6 +40,14 @@ def command(
         CalibConfig, "samples", default=RECONSTRUCT.samples, help=f"windows of {RECONSTRUCT.seq_len} tokens to refit on"
     ),
     heads: bool = option(PruneConfig, "prune_heads", "--heads/--no-heads"),
+    engine: str = option(PruneConfig, "engine"),
+    allocation: str = option(PruneConfig, "allocation"),
+    compensate: str = option(PruneConfig, "compensate"),
+    bias: bool = option(PruneConfig, "bias", "--bias/--no-bias"),
+    offload: bool | None = option(PruneConfig, "offload", "--offload/--no-offload"),
+    sequential_samples: int = option(
+        CalibConfig, "samples", default=SEQUENTIAL.samples, help=f"sequential: windows of {SEQUENTIAL.seq_len} tokens"
+    ),
     dtype: Dtype = "auto",
     device: Device = "auto",
 ) -> None:
@@ -67,8 +76,15 @@ def command(
                 "seq_len": RECONSTRUCT.seq_len,
                 "seed": seed + 1,
             },
+            "engine": engine,
+            "allocation": allocation,
+            "compensate": compensate,
+            "bias": bias,
+            "offload": offload,
+            "sequential_calib": {**calib_cfg, "samples": sequential_samples, "seq_len": SEQUENTIAL.seq_len},
         },
-        flags=CALIB_FLAGS | {("reconstruct_calib",): "--reconstruct-samples"},
+        flags=CALIB_FLAGS
+        | {("reconstruct_calib",): "--reconstruct-samples", ("sequential_calib",): "--sequential-samples"},
     )
     recipe = recipe_from_dict(
         {"name": out.name, "model": model, "dtype": dtype, "device": device, "prune": prune.model_dump()},

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -94,6 +95,61 @@ def peak_rss() -> int:
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB, macOS bytes
+
+
+def reset_peaks(device) -> None:
+    """Start measuring peak memory now: the resident-set mark, and CUDA's allocation peak on a GPU."""
+    reset_peak_rss()
+    if getattr(device, "type", device) == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peaks(device) -> dict[str, int]:
+    """Peak memory since `reset_peaks`: `peak_rss_bytes` (VmHWM) and, on a GPU, `cuda_max_allocated_bytes`."""
+    out = {"peak_rss_bytes": peak_rss()}
+    if getattr(device, "type", device) == "cuda":
+        import torch
+
+        out["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated(device))
+    return out
+
+
+def free_memory(device) -> int:
+    """Bytes the device can still take: MemAvailable on the CPU, free memory on a GPU."""
+    if getattr(device, "type", device) == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info(device)[0])
+    kib = _meminfo_kib("MemAvailable")
+    if kib is None:
+        return 1 << 62  # unknown: never offload on that account
+    return kib * 1024
+
+
+def _meminfo_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def weights_bytes(spec: str, dtype) -> int:
+    """Bytes of MODEL's weights once loaded in `dtype` (from the safetensors headers: no tensor is read)."""
+    import torch
+    from safetensors import safe_open
+
+    size = torch.empty((), dtype=dtype).element_size()
+    total = 0
+    for file in weights_files(spec):
+        with safe_open(str(file), framework="pt", device="cpu") as f:
+            for name in f.keys():
+                total += math.prod(f.get_slice(name).get_shape()) * size
+    return total
 
 
 def cpu_peak_memory(

@@ -36,6 +36,55 @@ from llmprune.prune.planner import attention_steps, make_plan
 from llmprune.prune.sequential import Counts, attention_unit, counts_of
 
 
+def output_fisher(
+    model: nn.Module,
+    layout: Layout,
+    batches: torch.Tensor,
+    layers: list[int],
+    *,
+    micro_batch: int = 8,
+    progress: bool = True,
+) -> dict[str, torch.Tensor]:
+    """{Linear name: sum over calibration tokens of (dL/dy)^2 per output feature} of every o_proj and
+    down_proj of `layers`: the diagonal Fisher of their outputs (L: the summed next-token loss)."""
+    from llmprune.importance.collect import lm_loss
+
+    names = [layout.proj(i, r) for i in layers for r in ("o", "down")]
+    fisher = {n: torch.zeros(layout.hidden_size, dtype=torch.float64) for n in names}
+    handles = []
+
+    def hook(name):
+        def on_grad(g: torch.Tensor) -> None:
+            fisher[name].add_(g.detach().double().pow(2).sum((0, 1)).cpu())
+
+        def on_forward(_m, _args, out):
+            out.register_hook(on_grad)
+
+        return on_forward
+
+    embed = model.get_submodule(layout.family.embed)
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    was = model.training
+    model.eval()
+    try:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        embed.weight.requires_grad_(True)  # the graph reaches every layer's output, no weight gradient kept
+        handles = [model.get_submodule(n).register_forward_hook(hook(n)) for n in names]
+        device = next(model.parameters()).device
+        for k in tqdm(range(0, batches.shape[0], micro_batch), desc="output fisher", disable=not progress):
+            mb = batches[k : k + micro_batch].to(device)
+            (lm_loss(model, mb) * mb[:, 1:].numel()).backward()
+    finally:
+        for h in handles:
+            h.remove()
+        embed.weight.grad = None
+        for n, p in model.named_parameters():
+            p.requires_grad_(flags[n])
+        model.train(was)
+    return fisher
+
+
 @torch.no_grad()
 def error_scores(
     model: nn.Module,
@@ -48,9 +97,11 @@ def error_scores(
     micro_batch: int = 8,
     progress: bool = True,
     loader: LayerLoader | None = None,
+    fisher: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Error-aware score of every query head, KV group and MLP channel of `layers`, on the dense model
-    (with a `loader`, each layer is read for its turn and released after it)."""
+    (with a `loader`, each layer is read for its turn and released after it). With `fisher` (per Linear,
+    `output_fisher`) each output feature's error is weighted by it: the second-order loss increase."""
     fam = layout.family
     paths = {"o": fam.proj_path("o"), "down": fam.proj_path("down")}
     stream = capture_layer_inputs(model, batches, micro_batch=micro_batch)
@@ -64,7 +115,8 @@ def error_scores(
         with record_inputs(layer, stats):
             stream = [(layer_output(layer(h, **kw)), kw) for h, kw in stream] if i < layers[-1] else []
         for role, path in paths.items() if i in layers else ():
-            errors = _unit_errors(layer.get_submodule(path), stats[path], layout, i, role, damp, standardise)
+            weights = fisher.get(layout.proj(i, role)) if fisher is not None else None
+            errors = _unit_errors(layer.get_submodule(path), stats[path], layout, i, role, damp, standardise, weights)
             scores |= {group_id(kind, i): s for kind, s in errors.items()}
         if loader is not None:
             loader.release(i)
@@ -72,13 +124,23 @@ def error_scores(
 
 
 def _unit_errors(
-    lin: nn.Linear, stat: Moments, layout: Layout, i: int, role: str, damp: float, standardise: bool
+    lin: nn.Linear,
+    stat: Moments,
+    layout: Layout,
+    i: int,
+    role: str,
+    damp: float,
+    standardise: bool,
+    fisher: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """{kind: each unit's error alone}, relative to the Linear's output energy or to the kind's mean."""
+    """{kind: each unit's error alone}: Fisher-weighted (the loss increase) when `fisher` is given, else
+    relative to the Linear's output energy or (standardise) to the kind's mean."""
     gram = obs.augment(stat.xtx, stat.xsum, stat.count)
-    cinv = obs.damped_inverse(gram, obs.ridge(gram, damp))
+    cinv = obs.damped_inverse(gram, obs.ridge(stat.xtx, damp))
     w = torch.cat([lin.weight.detach().double(), _bias(lin)[:, None]], dim=1)
-    energy = float(torch.einsum("oi,ij,oj->", w, gram, w)) or 1.0
+    if fisher is not None:
+        w = w * fisher.to(w.device).sqrt()[:, None]  # rows weighted: sum_o F_o * error_o
+    energy = 1.0 if fisher is not None else float(torch.einsum("oi,ij,oj->", w, gram, w)) or 1.0
     if role == "o":
         hd, shape = layout.head_dim, layout.layers[i]
         heads = [list(range(h * hd, (h + 1) * hd)) for h in range(shape.heads)]

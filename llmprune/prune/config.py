@@ -56,11 +56,12 @@ class PruneConfig(BaseModel):
         description="taylor: one gradient pass ranks every unit, then refit; sequential: layer by layer on the "
         "pruned model's activations, units chosen by the error they cause, readers refit (block scope)",
     )
-    allocation: Literal["taylor", "error", "error-std", "depth"] = Field(
-        "error",
-        description="sequential: how many units each layer loses: taylor (today's global Taylor ranking), error "
-        "(error-aware scores relative to the layer output, ranked globally), error-std (standardised per layer), "
-        "depth (log-increasing with depth)",
+    allocation: Literal["taylor", "fisher", "error", "error-std", "depth"] = Field(
+        "taylor",
+        description="sequential: how many units each layer loses: taylor (today's global Taylor ranking), fisher "
+        "(each unit's output error weighted by the loss's sensitivity to that output, ranked globally), error "
+        "(output error relative to the layer's output), error-std (standardised per layer), depth "
+        "(log-increasing with depth)",
     )
     compensate: Literal["layer", "dense"] = Field(
         "layer",
@@ -83,8 +84,8 @@ class PruneConfig(BaseModel):
     def _engine_scope(self) -> PruneConfig:
         if self.engine == "sequential" and self.scope != "block":
             raise ValueError(f"engine sequential prunes heads and MLP channels (scope block), not scope {self.scope}")
-        if self.offload and (self.engine != "sequential" or self.allocation == "taylor"):
-            raise ValueError("offload needs engine sequential with an allocation other than taylor (no gradients)")
+        if self.offload and (self.engine != "sequential" or self.allocation in ("taylor", "fisher")):
+            raise ValueError("offload needs engine sequential with an allocation that takes no gradients")
         return self
 
     @field_validator("importance")

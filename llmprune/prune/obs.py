@@ -77,13 +77,16 @@ def refit(
     gram: torch.Tensor, weight: torch.Tensor, keep: torch.Tensor, lam: float, cross: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Least-squares weights (same shape as `weight`, removed columns 0) of the kept columns `keep` (bool
-    mask over the columns of the augmented `gram`), ridge `lam`: towards the layer's own outputs X~ W~^T
-    when `cross` is None, else towards the targets whose cross-products X~^T Y are `cross` ((f+1) x out)."""
+    mask over the columns of the augmented `gram`): towards the layer's own outputs X~ W~^T when `cross`
+    is None, else towards the targets whose cross-products X~^T Y are `cross` ((f+1) x out). The ridge
+    `lam` pulls towards the current weights (not towards 0), so towards the layer's own outputs this is
+    exactly what the OBS updates of `remove_` reach with the same ridge."""
     k = keep.nonzero().flatten()
-    g = gram.double()
-    rhs = (g @ weight.double().T) if cross is None else cross.double()
+    g, w = gram.double(), weight.double()
+    rhs = (g @ w.T) if cross is None else cross.double()
     ckk = g[k][:, k].clone()
     ckk.diagonal().add_(lam)
+    rhs = rhs[k] + lam * w[:, k].T
     out = torch.zeros_like(weight, dtype=torch.float64)
-    out[:, k] = torch.linalg.solve(ckk, rhs[k]).T
+    out[:, k] = torch.linalg.solve(ckk, rhs).T
     return out

@@ -98,9 +98,13 @@ def plan_pruning(
     return PruneResult(plan, params_before, params_before, time.perf_counter() - t0, scores, timings)
 
 
-def prune_model(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = True) -> PruneResult:
-    """Score, plan and physically prune `model` in place with the engine `cfg.engine` names."""
-    return ENGINES[cfg.engine](model, tokenizer, cfg, progress=progress)
+def prune_model(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = True, loader=None) -> PruneResult:
+    """Score, plan and physically prune `model` in place with the engine `cfg.engine` names. `loader`
+    (`llmprune.models.lazy.LayerLoader`, offload): the model's layers are read one at a time."""
+    if loader is not None and cfg.engine != "sequential":
+        raise LlmpruneError("only the sequential engine reads layers one at a time (offload)")
+    kwargs = {"loader": loader} if loader is not None else {}
+    return ENGINES[cfg.engine](model, tokenizer, cfg, progress=progress, **kwargs)
 
 
 def _taylor(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = True) -> PruneResult:
@@ -127,13 +131,13 @@ def _taylor(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = T
     return result
 
 
-def _sequential(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = True) -> PruneResult:
+def _sequential(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = True, loader=None) -> PruneResult:
     """Engine `sequential` (`llmprune.prune.sequential`): allocation, then the layer-by-layer pass, then
     surgery. The biases the refit adds to every layer's o_proj / down_proj are counted in the target."""
     import dataclasses
 
     from llmprune.data import calibration_batches
-    from llmprune.prune.allocate import allocate, error_scores
+    from llmprune.prune.allocate import allocate, error_scores, output_fisher
     from llmprune.prune.sequential import sequential_prune_
     from llmprune.surgery import prune_
 
@@ -150,16 +154,30 @@ def _sequential(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool
     batches = calibration_batches(tokenizer, c.source, samples=c.samples, seq_len=c.seq_len, seed=c.seed)
     timings["calibration_data"] = time.perf_counter() - t0
     t = time.perf_counter()
-    scores = None
+    scores, fisher = None, None
     if cfg.allocation == "taylor":
         scores = plan_pruning(model, tokenizer, cfg.model_copy(update={"engine": "taylor"}), progress=progress).scores
-    elif cfg.allocation in ("error", "error-std"):
+    elif cfg.allocation in ("fisher", "error", "error-std"):
+        if cfg.allocation == "fisher":
+            c = cfg.calib
+            grads = calibration_batches(tokenizer, c.source, samples=c.samples, seq_len=c.seq_len, seed=c.seed)
+            fisher = output_fisher(model, layout, grads, layers, progress=progress)
         standardise = cfg.allocation == "error-std"
-        scores = error_scores(model, layout, batches, layers, standardise=standardise, damp=cfg.damp, progress=progress)
+        scores = error_scores(
+            model,
+            layout,
+            batches,
+            layers,
+            standardise=standardise,
+            damp=cfg.damp,
+            progress=progress,
+            loader=loader,
+            fisher=fisher,
+        )
     counts = allocate(base, cfg, target=target, costs=costs, layers=layers, scores=scores)
     timings["allocation"] = time.perf_counter() - t
     t = time.perf_counter()
-    plan = sequential_prune_(model, batches, counts, cfg, progress=progress)
+    plan = sequential_prune_(model, batches, counts, cfg, progress=progress, loader=loader, fisher=fisher)
     timings["sequential"] = time.perf_counter() - t
     meta = {"config": cfg.model_dump(), "model": getattr(model.config, "name_or_path", "") or ""}
     plan = dataclasses.replace(plan, meta=meta)

@@ -181,6 +181,10 @@ class SequentialPass:
     cfg: PruneConfig
     progress: bool = True
     loader: LayerLoader | None = None  # offload: layers read from the safetensors files when reached
+    fisher: dict[str, torch.Tensor] | None = None  # output Fisher per Linear name (allocation fisher)
+
+    def __post_init__(self) -> None:
+        self._names = {id(m): n for n, m in self.model.named_modules()}
 
     def run(self, batches: torch.Tensor, counts: dict[int, Counts], layers: list[int]) -> list[LayerPlan]:
         cfg, lay = self.cfg, self.layout
@@ -217,6 +221,16 @@ class SequentialPass:
         bar.close()
         return out
 
+    def _row_scale(self, layer: nn.Module, role: str, w: torch.Tensor) -> torch.Tensor:
+        """sqrt of the output Fisher of this Linear (a column of ones without one): the OBS updates are per
+        row, so scaling the rows changes which units go, not how the kept ones are refit."""
+        name = self._names.get(id(layer.get_submodule(self.layout.family.proj_path(role))))
+        f = self.fisher.get(name) if self.fisher is not None and name is not None else None
+        if f is None:
+            return torch.ones(w.shape[0], 1, dtype=w.dtype, device=w.device)
+        f = f.to(w.device, w.dtype)
+        return (f + 1e-6 * f.mean().clamp_min(1e-30)).sqrt()[:, None]
+
     def _mask(self, i: int, units: dict[str, list[int]]) -> None:
         """Zero every member of the removed units (q/k/v rows, norm entries over them: what surgery removes)."""
         groups = build_groups(self.model, layers=range(i, i + 1), kinds=set(units), layout=self.layout)
@@ -230,9 +244,12 @@ class SequentialPass:
         stat = _moments(layer, path, stream, targets)
         bias, shape = self.cfg.bias, self.base.layer_shape
         gram = _gram(stat, bias)
-        lam = obs.ridge(gram, self.cfg.damp)
+        lam = obs.ridge(stat.xtx, self.cfg.damp)  # from the inputs alone, not the constant column
         w, cinv = _augmented_weight(lin, bias).to(gram.device), obs.damped_inverse(gram, lam)
+        scale = self._row_scale(layer, "o", w)
+        w.mul_(scale)  # selection weighs each output by the loss's sensitivity to it (fisher); the refit is per row
         heads, kv = _select_heads(w, cinv, self.base.head_dim, shape.heads, shape.kv_heads, steps, unit)
+        w.div_(scale)
         if targets is not None:
             keep = torch.ones(gram.shape[0], dtype=torch.bool)
             keep[[c for h in heads for c in range(h * self.base.head_dim, (h + 1) * self.base.head_dim)]] = False
@@ -247,9 +264,12 @@ class SequentialPass:
         lin = layer.get_submodule(path)
         stat = _moments(layer, path, stream, targets)
         gram = _gram(stat, self.cfg.bias)
-        lam = obs.ridge(gram, self.cfg.damp)
+        lam = obs.ridge(stat.xtx, self.cfg.damp)  # from the inputs alone, not the constant column
         w, cinv = _augmented_weight(lin, self.cfg.bias).to(gram.device), obs.damped_inverse(gram, lam)
+        scale = self._row_scale(layer, "down", w)
+        w.mul_(scale)
         gone = _select_channels(w, cinv, n, lin.in_features)
+        w.div_(scale)
         if targets is not None:
             keep = torch.ones(gram.shape[0], dtype=torch.bool)
             keep[gone] = False
@@ -277,6 +297,7 @@ def sequential_prune_(
     *,
     progress: bool = True,
     loader: LayerLoader | None = None,
+    fisher: dict[str, torch.Tensor] | None = None,
 ) -> PrunePlan:
     """Run the sequential pass on `model` in place (removed units zeroed, readers refit) and return the plan
     of what it removed (surgery then removes it physically). With a `loader` (offload) the layers are read
@@ -290,7 +311,7 @@ def sequential_prune_(
     try:
         with torch.no_grad():
             span = list(range(layers[0], layers[-1] + 1))
-            plans = SequentialPass(model, layout, base, cfg, progress, loader).run(batches, counts, span)
+            plans = SequentialPass(model, layout, base, cfg, progress, loader, fisher).run(batches, counts, span)
             if loader is not None:
                 loader.load_all()
             if cfg.bias:  # every layer gets the writers' bias (zero where not refit): one shape for all layers

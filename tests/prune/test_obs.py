@@ -62,3 +62,19 @@ def test_refit_towards_other_targets():
     got = refit(gram, torch.cat([w, b[:, None]], 1), mask, 0.0, cross=xa.T @ target)
     torch.testing.assert_close(got[:, mask], _brute(x, w, b, [0, 4], target)[2].T)
     assert got[:, ~mask].abs().max() == 0
+
+
+def test_with_a_ridge_the_obs_updates_and_the_refit_agree():
+    """Both shrink towards the current weights: removing columns by `remove_` on the damped inverse gives the
+    weights `refit` computes with the same ridge."""
+    from llmprune.prune.obs import ridge
+
+    x, w, b = _problem(3)
+    gram = augment(x.T @ x, x.sum(0), x.shape[0])
+    wt = torch.cat([w, b[:, None]], dim=1)
+    lam = ridge(gram, 0.05)
+    cinv, wcur = damped_inverse(gram, lam), wt.clone()
+    remove_(cinv, wcur, [1, 6, 8])
+    mask = torch.ones(13, dtype=torch.bool)
+    mask[[1, 6, 8]] = False
+    torch.testing.assert_close(wcur, refit(gram, wt, mask, lam))

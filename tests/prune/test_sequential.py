@@ -72,7 +72,7 @@ def test_error_of_each_channel_is_the_brute_force_refit_error(make_tiny):
         torch.testing.assert_close(errs[c], brute, rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("allocation", ["error", "error-std", "depth", "taylor"])
+@pytest.mark.parametrize("allocation", ["taylor", "fisher", "error", "error-std", "depth"])
 def test_engine_meets_the_ratio_with_biases_counted(make_tiny, tiny_text_data, allocation):
     from llmprune.prune.pipeline import prune_model
     from tests.tiny import word_tokenizer
@@ -84,3 +84,40 @@ def test_engine_meets_the_ratio_with_biases_counted(make_tiny, tiny_text_data, a
     result = prune_model(model, word_tokenizer(), cfg, progress=False)
     assert 0.2 <= result.ratio_removed < 0.215
     assert result.plan.meta["config"]["engine"] == "sequential"
+
+
+@pytest.mark.parametrize("compensate", ["layer", "dense"])
+def test_offload_gives_identical_plans_and_weights(tiny_dir, tiny_text_data, tmp_path, compensate):
+    """Layers read one at a time from the safetensors files: the same plan and, bit for bit, the same weights."""
+    from safetensors.torch import load_file
+
+    from llmprune.jobs import run_recipe
+    from llmprune.prune.plan import PrunePlan
+    from llmprune.recipes import recipe_from_dict
+
+    src = tiny_dir("llama", heads=6, kv_heads=2, intermediate_size=96, num_hidden_layers=4)
+    outs = {}
+    for offload in (False, True):
+        recipe = recipe_from_dict(
+            {
+                "model": str(src),
+                "prune": {
+                    "ratio": 0.2,
+                    "engine": "sequential",
+                    "allocation": "error",  # offload takes no gradients
+                    "compensate": compensate,
+                    "offload": offload,
+                    "layers": "1-2",
+                    "sequential_calib": {"samples": 8, "seq_len": 16},
+                },
+            }
+        )
+        outs[offload] = tmp_path / f"out-{offload}"
+        report = run_recipe(recipe, outs[offload], progress=False)
+        assert report["memory"]["offload"] is offload and report["memory"]["peak_rss_bytes"] > 0
+    plans = {k: PrunePlan.load(outs[k] / "plan.json") for k in outs}
+    assert plans[True].layers == plans[False].layers and plans[True].base == plans[False].base
+    meta = {k: {**p.meta["config"], "offload": None} for k, p in plans.items()}
+    assert meta[True] == meta[False]  # the same plan but for the offload flag itself
+    a, b = (load_file(str(outs[k] / "model.safetensors")) for k in (False, True))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -1,0 +1,70 @@
+"""Peak memory and time of pruning, per engine, measured in the same run (one fresh process each).
+
+Each variant runs `llmprune prune MODEL --ratio R ... --out TMP` in its own process and reads the
+`memory` section of its report.json: the resident-set high-water mark from just before pruning to its end
+(VmHWM, reset after the model is loaded: the loaded model counts, the imports do not), and the seconds
+pruning took. With `--offload` the model is never whole in memory: only the non-layer weights, the
+pruned layers before the current one and the current one. Prints one row per variant and the ratio to
+the first.
+
+    python bench/engine_memory.py --model smollm2-135m
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+VARIANTS = {
+    "taylor (today's engine)": ["--engine", "taylor"],
+    "sequential": ["--engine", "sequential", "--no-offload"],
+    "sequential --offload": ["--engine", "sequential", "--offload"],
+}
+
+
+def run(model: str, ratio: float, extra: list[str], out: Path) -> dict:
+    cmd = [sys.executable, "-m", "llmprune", "prune", model, "--ratio", str(ratio), "--out", str(out), *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    return json.loads((out / "report.json").read_text())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--ratio", type=float, default=0.2)
+    ap.add_argument("--allocation", default=None, help="sequential allocation (default: the config's)")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="engine-memory-") as tmp:
+        for i, (name, extra) in enumerate(VARIANTS.items()):
+            if args.allocation and "sequential" in name:
+                extra = [*extra, "--allocation", args.allocation]
+            report = run(args.model, args.ratio, extra, Path(tmp) / f"out{i}")
+            rows.append(
+                {
+                    "variant": name,
+                    "peak_rss_bytes": report["memory"]["peak_rss_bytes"],
+                    "seconds": report["seconds"],
+                    "removed": report["ratio_removed"],
+                }
+            )
+    first = rows[0]["peak_rss_bytes"]
+    print(f"{'variant':28} {'peak RSS':>10} {'x first':>8} {'seconds':>8} {'removed':>8}")
+    for r in rows:
+        gib = r["peak_rss_bytes"] / 2**30
+        print(
+            f"{r['variant']:28} {gib:9.2f}G {r['peak_rss_bytes'] / first:8.2f} {r['seconds']:8.1f} {r['removed']:8.2%}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"model": args.model, "ratio": args.ratio, "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
