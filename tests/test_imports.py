@@ -4,6 +4,7 @@ level imports included), and configs and recipes load without torch."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,11 +130,19 @@ def test_configs_and_recipes_load_without_torch(statement):
 
 
 def test_model_type_is_read_only_by_the_registry_and_config_io():
-    """A family's name is looked up in `llmprune.arch` only; plans and manifests store it (config I/O)."""
-    allowed = {"llmprune/prune/plan.py", "llmprune/runfolder.py"}
-    found = {
-        str(f.relative_to(ROOT))
-        for f in PACKAGE.rglob("*.py")
-        if "model_type" in f.read_text(encoding="utf-8") and f.parent.name != "arch"
+    """A family's name is looked up in `llmprune.arch` only. Plans and manifests store it, and the model
+    loaders read it from config.json, GGUF headers and alias metadata (config I/O) to hand it to the
+    registry; nothing outside `arch` branches on it."""
+    allowed = {
+        "llmprune/prune/plan.py",
+        "llmprune/runfolder.py",
+        "llmprune/models/load.py",
+        "llmprune/models/aliases.py",
+        "llmprune/models/gguf_header.py",
     }
+    outside = [f for f in PACKAGE.rglob("*.py") if f.parent.name != "arch"]
+    found = {str(f.relative_to(ROOT)) for f in outside if "model_type" in f.read_text(encoding="utf-8")}
     assert found <= allowed
+    branching = re.compile(r"model_type\s*(==|!=|\bin\b|\bnot in\b)\s*[\"'(\[{]")
+    offenders = [str(f.relative_to(ROOT)) for f in outside if branching.search(f.read_text(encoding="utf-8"))]
+    assert offenders == [], f"family-specific branches outside llmprune.arch: {offenders}"

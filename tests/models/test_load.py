@@ -67,7 +67,10 @@ def test_hub_id_unavailable_is_a_clear_error():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("smollm9-1t", "unknown model alias 'smollm9-1t'; known aliases: smollm2-135m"),
+        (
+            "smollm9-1t",
+            r"unknown model alias 'smollm9-1t'; known aliases: gemma3-270m, qwen2\.5-0\.5b, smollm2-135m",
+        ),
         ("./missing/folder", "model path not found"),
         ("/definitely/not/here.gguf", "model path not found"),
         ("", "MODEL is empty"),
