@@ -19,11 +19,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-VARIANTS = {
-    "taylor (today's engine)": ["--engine", "taylor"],
-    "sequential": ["--engine", "sequential", "--no-offload"],
-    "sequential --offload": ["--engine", "sequential", "--offload"],
-}
+
+def variants(allocation: str) -> dict[str, list[str]]:
+    """Offload needs an allocation without a gradient pass; it is also run in memory, to compare like with like."""
+    seq = ["--engine", "sequential"]
+    return {
+        "taylor (today's engine)": ["--engine", "taylor"],
+        "sequential": [*seq, "--no-offload"],
+        f"sequential {allocation}": [*seq, "--allocation", allocation, "--no-offload"],
+        f"sequential {allocation} --offload": [*seq, "--allocation", allocation, "--offload"],
+    }
 
 
 def run(model: str, ratio: float, extra: list[str], out: Path) -> dict:
@@ -38,14 +43,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--ratio", type=float, default=0.2)
-    ap.add_argument("--allocation", default=None, help="sequential allocation (default: the config's)")
+    ap.add_argument(
+        "--allocation", default="depth", help="allocation of the offload rows: depth, error or error-std (no gradients)"
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="engine-memory-") as tmp:
-        for i, (name, extra) in enumerate(VARIANTS.items()):
-            if args.allocation and "sequential" in name:
-                extra = [*extra, "--allocation", args.allocation]
+        for i, (name, extra) in enumerate(variants(args.allocation).items()):
             report = run(args.model, args.ratio, extra, Path(tmp) / f"out{i}")
             rows.append(
                 {
@@ -56,11 +61,11 @@ def main() -> None:
                 }
             )
     first = rows[0]["peak_rss_bytes"]
-    print(f"{'variant':28} {'peak RSS':>10} {'x first':>8} {'seconds':>8} {'removed':>8}")
+    print(f"{'variant':34} {'peak RSS':>10} {'x first':>8} {'seconds':>8} {'removed':>8}")
     for r in rows:
         gib = r["peak_rss_bytes"] / 2**30
         print(
-            f"{r['variant']:28} {gib:9.2f}G {r['peak_rss_bytes'] / first:8.2f} {r['seconds']:8.1f} {r['removed']:8.2%}"
+            f"{r['variant']:34} {gib:9.2f}G {r['peak_rss_bytes'] / first:8.2f} {r['seconds']:8.1f} {r['removed']:8.2%}"
         )
     if args.json:
         args.json.write_text(json.dumps({"model": args.model, "ratio": args.ratio, "rows": rows}, indent=2) + "\n")

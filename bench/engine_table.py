@@ -8,8 +8,8 @@ local file, responses only). Prints one row per variant (perplexities, x dense, 
 
     python bench/engine_table.py --windows 64 \
         --variant engine=taylor \
-        --variant engine=sequential,allocation=error \
-        --variant engine=sequential,allocation=error,compensate=dense
+        --variant engine=sequential \
+        --variant engine=sequential,allocation=depth,sequential_calib.samples=256
 """
 
 from __future__ import annotations
@@ -34,11 +34,14 @@ from llmprune.prune.pipeline import prune_model
 
 DEFAULT_VARIANTS = [
     "engine=taylor",
-    "engine=sequential,allocation=taylor",
+    "engine=sequential",  # the defaults: allocation taylor, compensate layer, no bias
+    "engine=sequential,bias=true",
+    "engine=sequential,compensate=dense",
+    "engine=sequential,allocation=fisher",
     "engine=sequential,allocation=error",
     "engine=sequential,allocation=error-std",
     "engine=sequential,allocation=depth",
-    "engine=sequential,allocation=error,compensate=dense",
+    "engine=sequential,calib.source=c4,sequential_calib.source=c4",
 ]
 
 

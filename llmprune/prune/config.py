@@ -15,7 +15,23 @@ from llmprune.errors import LlmpruneError
 from llmprune.importance.aggregate import AGGREGATIONS, aggregation
 from llmprune.importance.methods import IMPORTANCE, importance_method
 
-__all__ = ["CalibConfig", "PruneConfig"]
+__all__ = ["CalibConfig", "PruneConfig", "ReconstructCalib", "SequentialCalib"]
+
+
+class ReconstructCalib(CalibConfig):
+    """Calibration of the reconstruction statistics: 64 x 128 tokens, seed 1. Its own defaults, so that a
+    partial mapping (`{source: c4}`) keeps them rather than falling back to the Taylor pass's 10 x 64."""
+
+    samples: int = Field(64, ge=1, description="number of calibration windows")
+    seq_len: int = Field(128, ge=2, description="tokens per window")
+    seed: int = Field(1, description="seed of the window sampling")
+
+
+class SequentialCalib(CalibConfig):
+    """Calibration of the sequential engine's layer-by-layer pass: 128 x 128 tokens (own defaults, as above)."""
+
+    samples: int = Field(128, ge=1, description="number of calibration windows")
+    seq_len: int = Field(128, ge=2, description="tokens per window")
 
 
 class PruneConfig(BaseModel):
@@ -46,8 +62,8 @@ class PruneConfig(BaseModel):
     reconstruct: bool = Field(
         True, description="block scope: refit o_proj/down_proj on calibration activations after removing units"
     )
-    reconstruct_calib: CalibConfig = Field(
-        default_factory=lambda: CalibConfig(samples=64, seq_len=128, seed=1),
+    reconstruct_calib: ReconstructCalib = Field(
+        default_factory=ReconstructCalib,
         description="calibration windows for the reconstruction statistics",
     )
     damp: float = Field(0.01, ge=0.0, description="reconstruction ridge, relative to the mean Gram diagonal")
@@ -68,15 +84,19 @@ class PruneConfig(BaseModel):
         description="sequential: refit towards the layer's own outputs on the pruned inputs (layer) or towards the "
         "dense model's outputs (dense, which also corrects what earlier layers passed on)",
     )
-    bias: bool = Field(True, description="sequential: refit a bias of o_proj / down_proj too (counted in the budget)")
+    bias: bool = Field(
+        False,
+        description="sequential: refit a bias of o_proj / down_proj too (counted in the budget; the folder then "
+        "needs its modeling file)",
+    )
     offload: bool | None = Field(
         None,
         description="sequential: read decoder layers one at a time from the safetensors files (only the pruned "
         "layers before the current one and the current one in memory); null: when the weights would take more "
         "than half the free memory",
     )
-    sequential_calib: CalibConfig = Field(
-        default_factory=lambda: CalibConfig(samples=128, seq_len=128, seed=0),
+    sequential_calib: SequentialCalib = Field(
+        default_factory=SequentialCalib,
         description="calibration windows of the sequential engine",
     )
 
@@ -85,8 +105,17 @@ class PruneConfig(BaseModel):
         if self.engine == "sequential" and self.scope != "block":
             raise ValueError(f"engine sequential prunes heads and MLP channels (scope block), not scope {self.scope}")
         if self.offload and (self.engine != "sequential" or self.allocation in ("taylor", "fisher")):
-            raise ValueError("offload needs engine sequential with an allocation that takes no gradients")
+            raise ValueError(
+                "offload needs engine sequential with an allocation that takes no gradients (depth, error or "
+                f"error-std); got engine {self.engine}, allocation {self.allocation}"
+            )
         return self
+
+    @field_validator("reconstruct_calib", "sequential_calib", mode="before")
+    @classmethod
+    def _calib_instance(cls, v: object) -> object:
+        """A plain CalibConfig is taken as the complete set of values it holds."""
+        return v.model_dump() if isinstance(v, CalibConfig) else v
 
     @field_validator("importance")
     @classmethod

@@ -16,27 +16,30 @@ IDS = torch.randint(0, 128, (2, 10), generator=torch.Generator().manual_seed(1))
 BATCHES = torch.randint(0, 128, (16, 12), generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("family", ["llama", "qwen2", "gemma3_text", "phi3", "olmo2"])
-@pytest.mark.parametrize("compensate", ["layer", "dense"])
-def test_pass_then_surgery_is_exact(make_tiny, family, compensate):
+@pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "olmo2"])
+@pytest.mark.parametrize(("compensate", "bias"), [("layer", False), ("layer", True), ("dense", True)])
+def test_pass_then_surgery_is_exact(make_tiny, family, compensate, bias):
     model = make_tiny(family, heads=6, kv_heads=2)
     same = family == "phi3"  # the same heads in every layer
     counts = {0: Counts(1, 10), 1: Counts(1 if same else 0, 5), 2: Counts(1 if same else 2, 0)}
-    cfg = PruneConfig(engine="sequential", compensate=compensate)
+    cfg = PruneConfig(engine="sequential", compensate=compensate, bias=bias)
     plan = sequential_prune_(model, BATCHES, counts, cfg, progress=False)
     assert [(lp.layer, len(lp.heads), len(lp.mlp_channels)) for lp in plan.layers][0] == (0, 2, 10)
     masked = copy.deepcopy(model)
     pruned = prune_(model, plan)
     with torch.no_grad():
         torch.testing.assert_close(pruned(IDS).logits, masked(IDS).logits, atol=1e-5, rtol=0)
-    assert all(pruned.get_submodule(f"model.layers.{i}.mlp.down_proj").bias is not None for i in range(3))
+    has_bias = [pruned.get_submodule(f"model.layers.{i}.mlp.down_proj").bias is not None for i in range(3)]
+    assert has_bias == [bias] * 3
 
 
 def test_refit_biases_save_and_load(make_tiny, tmp_path):
     from transformers import AutoModelForCausalLM
 
     model = make_tiny("llama", heads=6, kv_heads=2)
-    plan = sequential_prune_(model, BATCHES, {0: Counts(1, 10), 2: Counts(0, 4)}, PruneConfig(engine="sequential"))
+    plan = sequential_prune_(
+        model, BATCHES, {0: Counts(1, 10), 2: Counts(0, 4)}, PruneConfig(engine="sequential", bias=True)
+    )
     prune_(model, plan)
     out = save_pruned(model, plan, tmp_path / "out")
     manifest = (out / "llmprune.json").read_text()
@@ -72,14 +75,21 @@ def test_error_of_each_channel_is_the_brute_force_refit_error(make_tiny):
         torch.testing.assert_close(errs[c], brute, rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("allocation", ["taylor", "fisher", "error", "error-std", "depth"])
-def test_engine_meets_the_ratio_with_biases_counted(make_tiny, tiny_text_data, allocation):
+@pytest.mark.parametrize(
+    ("allocation", "bias"),
+    [("taylor", False), ("taylor", True), ("fisher", True), ("error", True), ("error-std", True), ("depth", False)],
+)
+def test_engine_meets_the_ratio_with_biases_counted(make_tiny, tiny_text_data, allocation, bias):
     from llmprune.prune.pipeline import prune_model
     from tests.tiny import word_tokenizer
 
     model = make_tiny("llama", heads=6, kv_heads=2, intermediate_size=96, num_hidden_layers=4)
     cfg = PruneConfig(
-        ratio=0.2, engine="sequential", allocation=allocation, sequential_calib={"samples": 8, "seq_len": 16}
+        ratio=0.2,
+        engine="sequential",
+        allocation=allocation,
+        bias=bias,
+        sequential_calib={"samples": 8, "seq_len": 16},
     )
     result = prune_model(model, word_tokenizer(), cfg, progress=False)
     assert 0.2 <= result.ratio_removed < 0.215
