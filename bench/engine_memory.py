@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from llmprune.fsutil import atomic_write_json
+
 
 def variants(allocation: str) -> dict[str, list[str]]:
     """Offload needs an allocation without a gradient pass; it is also run in memory, to compare like with like."""
@@ -68,7 +70,7 @@ def main() -> None:
             f"{r['variant']:34} {gib:9.2f}G {r['peak_rss_bytes'] / first:8.2f} {r['seconds']:8.1f} {r['removed']:8.2%}"
         )
     if args.json:
-        args.json.write_text(json.dumps({"model": args.model, "ratio": args.ratio, "rows": rows}, indent=2) + "\n")
+        atomic_write_json(args.json, {"model": args.model, "ratio": args.ratio, "rows": rows})
 
 
 if __name__ == "__main__":

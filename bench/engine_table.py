@@ -85,8 +85,11 @@ def main() -> None:
     ap.add_argument("--variant", action="append", help="key=value,... of PruneConfig (repeatable)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="engine-table-"))
-    files = held_out_texts(tmp)
+    with tempfile.TemporaryDirectory(prefix="engine-table-") as tmp:  # the split texts, removed at the end
+        run(args, held_out_texts(Path(tmp)))
+
+
+def run(args: argparse.Namespace, files: dict[str, str]) -> None:
     texts = {
         "wikitext2": load_text("wikitext2", "test"),
         "c4 held-out": load_text(files["c4_heldout"]),

@@ -60,7 +60,7 @@ def offload_wanted(recipe: Recipe) -> bool:
     cfg = recipe.prune
     if cfg.offload is not None:
         return cfg.offload
-    if cfg.engine != "sequential" or cfg.allocation in ("taylor", "fisher"):
+    if not cfg.can_offload:
         return False
     from llmprune.models.load import resolve_device, resolve_dtype, resolve_model_source
     from llmprune.perf.footprint import free_memory, weights_bytes

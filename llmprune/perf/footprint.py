@@ -66,9 +66,10 @@ def disk_bytes(spec: str) -> int:
     return sum(f.stat().st_size for f in weights_files(spec))
 
 
-def _status_kib(field: str) -> int | None:
+def _proc_kib(file: str, field: str) -> int | None:
+    """A `Field:   N kB` line of /proc/self/status or /proc/meminfo, in KiB (None off Linux)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(file).read_text().splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
@@ -82,13 +83,13 @@ def reset_peak_rss() -> int:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         pass
-    rss = _status_kib("VmRSS")
+    rss = _proc_kib("/proc/self/status", "VmRSS")
     return rss * 1024 if rss is not None else peak_rss()
 
 
 def peak_rss() -> int:
     """Resident-set high-water mark of this process, in bytes."""
-    hwm = _status_kib("VmHWM")
+    hwm = _proc_kib("/proc/self/status", "VmHWM")
     if hwm is not None:
         return hwm * 1024
     import resource
@@ -122,20 +123,10 @@ def free_memory(device) -> int:
         import torch
 
         return int(torch.cuda.mem_get_info(device)[0])
-    kib = _meminfo_kib("MemAvailable")
+    kib = _proc_kib("/proc/meminfo", "MemAvailable")
     if kib is None:
         return 1 << 62  # unknown: never offload on that account
     return kib * 1024
-
-
-def _meminfo_kib(field: str) -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 def weights_bytes(spec: str, dtype) -> int:

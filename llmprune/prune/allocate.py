@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from llmprune.activations import Moments, capture_layer_inputs, layer_output, record_inputs
-from llmprune.arch import Layout
+from llmprune.arch import WRITERS, Layout
 from llmprune.errors import LlmpruneError
 from llmprune.graph.nodes import group_id
 from llmprune.models.lazy import LayerLoader
@@ -33,7 +33,7 @@ from llmprune.prune.config import PruneConfig
 from llmprune.prune.costs import Costs
 from llmprune.prune.plan import BaseShape
 from llmprune.prune.planner import attention_steps, make_plan
-from llmprune.prune.sequential import Counts, attention_unit, counts_of
+from llmprune.prune.sequential import Counts, attention_unit, augmented_weight, counts_of
 
 
 def output_fisher(
@@ -49,7 +49,7 @@ def output_fisher(
     down_proj of `layers`: the diagonal Fisher of their outputs (L: the summed next-token loss)."""
     from llmprune.importance.collect import lm_loss
 
-    names = [layout.proj(i, r) for i in layers for r in ("o", "down")]
+    names = [layout.proj(i, r) for i in layers for r in WRITERS]
     fisher = {n: torch.zeros(layout.hidden_size, dtype=torch.float64) for n in names}
     handles = []
 
@@ -137,7 +137,7 @@ def _unit_errors(
     relative to the Linear's output energy or (standardise) to the kind's mean."""
     gram = obs.augment(stat.xtx, stat.xsum, stat.count)
     cinv = obs.damped_inverse(gram, obs.ridge(stat.xtx, damp))
-    w = torch.cat([lin.weight.detach().double(), _bias(lin)[:, None]], dim=1)
+    w = augmented_weight(lin, bias=True)
     if fisher is not None:
         w = w * fisher.to(w.device).sqrt()[:, None]  # rows weighted: sum_o F_o * error_o
     energy = 1.0 if fisher is not None else float(torch.einsum("oi,ij,oj->", w, gram, w)) or 1.0
@@ -149,12 +149,6 @@ def _unit_errors(
     else:
         kinds = {"mlp_channel": obs.block_errors(w, cinv, [[c] for c in range(lin.in_features)])}
     return {kind: (s / (s.mean().clamp_min(1e-30) if standardise else energy)).cpu() for kind, s in kinds.items()}
-
-
-def _bias(lin: nn.Linear) -> torch.Tensor:
-    if lin.bias is not None:
-        return lin.bias.detach().double()
-    return torch.zeros(lin.out_features, dtype=torch.float64, device=lin.weight.device)
 
 
 def depth_counts(base: BaseShape, cfg: PruneConfig, target: int, costs: Costs, layers: list[int]) -> dict[int, Counts]:

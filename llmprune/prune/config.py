@@ -18,6 +18,9 @@ from llmprune.importance.methods import IMPORTANCE, importance_method
 __all__ = ["CalibConfig", "PruneConfig", "ReconstructCalib", "SequentialCalib"]
 
 
+GRADIENT_ALLOCATIONS = ("taylor", "fisher")  # allocations that backpropagate through the whole model
+
+
 class ReconstructCalib(CalibConfig):
     """Calibration of the reconstruction statistics: 64 x 128 tokens, seed 1. Its own defaults, so that a
     partial mapping (`{source: c4}`) keeps them rather than falling back to the Taylor pass's 10 x 64."""
@@ -104,12 +107,17 @@ class PruneConfig(BaseModel):
     def _engine_scope(self) -> PruneConfig:
         if self.engine == "sequential" and self.scope != "block":
             raise ValueError(f"engine sequential prunes heads and MLP channels (scope block), not scope {self.scope}")
-        if self.offload and (self.engine != "sequential" or self.allocation in ("taylor", "fisher")):
+        if self.offload and not self.can_offload:
             raise ValueError(
                 "offload needs engine sequential with an allocation that takes no gradients (depth, error or "
                 f"error-std); got engine {self.engine}, allocation {self.allocation}"
             )
         return self
+
+    @property
+    def can_offload(self) -> bool:
+        """Whether layers can be read one at a time: the sequential engine without a gradient allocation."""
+        return self.engine == "sequential" and self.allocation not in GRADIENT_ALLOCATIONS
 
     @field_validator("reconstruct_calib", "sequential_calib", mode="before")
     @classmethod

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from llmprune.arch import describe
+from llmprune.arch import WRITERS, describe
 from llmprune.errors import LlmpruneError
 from llmprune.graph import build_groups, parse_layer_range
 from llmprune.models.params import count_params
-from llmprune.prune.config import PruneConfig
+from llmprune.prune.config import CalibConfig, PruneConfig
 from llmprune.prune.costs import unit_costs
 from llmprune.prune.plan import BaseShape, PrunePlan
 from llmprune.prune.planner import make_plan
@@ -59,7 +59,6 @@ def plan_pruning(
 ) -> PruneResult:
     """Score the model and make the plan (the model is not changed). `batches` (N, L token ids) replaces
     the calibration windows that `cfg.calib` would draw."""
-    from llmprune.data import calibration_batches
     from llmprune.importance.methods import importance_method
     from llmprune.importance.score import score_groups
 
@@ -76,8 +75,7 @@ def plan_pruning(
     timings["graph"] = time.perf_counter() - t0
     if batches is None and importance_method(cfg.importance).needs_calibration:
         t = time.perf_counter()
-        c = cfg.calib
-        batches = calibration_batches(tokenizer, c.source, samples=c.samples, seq_len=c.seq_len, seed=c.seed)
+        batches = _windows(tokenizer, cfg.calib)
         timings["calibration_data"] = time.perf_counter() - t
     t = time.perf_counter()
     scores = score_groups(
@@ -98,6 +96,13 @@ def plan_pruning(
     return PruneResult(plan, params_before, params_before, time.perf_counter() - t0, scores, timings)
 
 
+def _windows(tokenizer, c: CalibConfig) -> torch.Tensor:
+    """The calibration windows that `c` describes."""
+    from llmprune.data import calibration_batches
+
+    return calibration_batches(tokenizer, c.source, samples=c.samples, seq_len=c.seq_len, seed=c.seed)
+
+
 def prune_model(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = True, loader=None) -> PruneResult:
     """Score, plan and physically prune `model` in place with the engine `cfg.engine` names. `loader`
     (`llmprune.models.lazy.LayerLoader`, offload): the model's layers are read one at a time."""
@@ -115,12 +120,10 @@ def _taylor(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = T
     t0 = time.perf_counter()
     result = plan_pruning(model, tokenizer, cfg, progress=progress)
     if cfg.reconstruct and cfg.scope == "block":
-        from llmprune.data import calibration_batches
         from llmprune.prune.reconstruct import reconstruct_
 
         t = time.perf_counter()
-        c = cfg.reconstruct_calib
-        batches = calibration_batches(tokenizer, c.source, samples=c.samples, seq_len=c.seq_len, seed=c.seed)
+        batches = _windows(tokenizer, cfg.reconstruct_calib)
         reconstruct_(model, result.plan, batches, damp=cfg.damp, progress=progress)
         result.timings["reconstruct"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -136,7 +139,6 @@ def _sequential(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool
     surgery. The biases the refit adds to every layer's o_proj / down_proj are counted in the target."""
     import dataclasses
 
-    from llmprune.data import calibration_batches
     from llmprune.prune.allocate import allocate, error_scores, output_fisher
     from llmprune.prune.sequential import sequential_prune_
     from llmprune.surgery import prune_
@@ -148,10 +150,9 @@ def _sequential(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool
     layers = layer_ids(cfg, base.num_layers)
     costs = unit_costs(model, layout)
     params_before = count_params(model)
-    added = [r for r in ("o", "down") if cfg.bias and not layout.has_bias(r)]
+    added = [r for r in WRITERS if cfg.bias and not layout.has_bias(r)]
     target = int(round(cfg.ratio * params_before)) + len(added) * base.hidden_size * base.num_layers
-    c = cfg.sequential_calib
-    batches = calibration_batches(tokenizer, c.source, samples=c.samples, seq_len=c.seq_len, seed=c.seed)
+    batches = _windows(tokenizer, cfg.sequential_calib)
     timings["calibration_data"] = time.perf_counter() - t0
     t = time.perf_counter()
     scores, fisher = None, None
@@ -159,8 +160,7 @@ def _sequential(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool
         scores = plan_pruning(model, tokenizer, cfg.model_copy(update={"engine": "taylor"}), progress=progress).scores
     elif cfg.allocation in ("fisher", "error", "error-std"):
         if cfg.allocation == "fisher":
-            c = cfg.calib
-            grads = calibration_batches(tokenizer, c.source, samples=c.samples, seq_len=c.seq_len, seed=c.seed)
+            grads = _windows(tokenizer, cfg.calib)
             fisher = output_fisher(model, layout, grads, layers, progress=progress)
         standardise = cfg.allocation == "error-std"
         scores = error_scores(

@@ -93,7 +93,8 @@ def _moments(layer: nn.Module, path: str, inputs: list, targets: list[torch.Tens
     return stat
 
 
-def _augmented_weight(lin: nn.Linear, bias: bool) -> torch.Tensor:
+def augmented_weight(lin: nn.Linear, bias: bool) -> torch.Tensor:
+    """[W b] in float64 (b zero where the Linear has none), or a copy of W alone without `bias`."""
     w = lin.weight.detach().double()
     if not bias:
         return w.clone()
@@ -167,7 +168,8 @@ def _select_channels(w: torch.Tensor, cinv: torch.Tensor, n: int, width: int, ba
         take = [alive[i] for i in errs.argsort()[: min(step, n - len(gone))].tolist()]
         obs.remove_(cinv, w, take)
         gone += take
-        alive = [c for c in alive if c not in set(take)]
+        taken = set(take)
+        alive = [c for c in alive if c not in taken]
     return sorted(gone)
 
 
@@ -239,43 +241,42 @@ class SequentialPass:
     def _attention(self, layer, stream, steps: int, unit: str, targets) -> tuple[list[int], list[int]]:
         if steps == 0:
             return [], []
-        path = self.layout.family.proj_path("o")
-        lin = layer.get_submodule(path)
-        stat = _moments(layer, path, stream, targets)
-        bias, shape = self.cfg.bias, self.base.layer_shape
-        gram = _gram(stat, bias)
-        lam = obs.ridge(stat.xtx, self.cfg.damp)  # from the inputs alone, not the constant column
-        w, cinv = _augmented_weight(lin, bias).to(gram.device), obs.damped_inverse(gram, lam)
-        scale = self._row_scale(layer, "o", w)
-        w.mul_(scale)  # selection weighs each output by the loss's sensitivity to it (fisher); the refit is per row
-        heads, kv = _select_heads(w, cinv, self.base.head_dim, shape.heads, shape.kv_heads, steps, unit)
-        w.div_(scale)
-        if targets is not None:
-            keep = torch.ones(gram.shape[0], dtype=torch.bool)
-            keep[[c for h in heads for c in range(h * self.base.head_dim, (h + 1) * self.base.head_dim)]] = False
-            w = obs.refit(gram, _augmented_weight(lin, bias), keep, lam, _refit_target(stat, lin, bias, True))
-        _write(lin, w, bias)
-        return heads, kv
+        hd, shape = self.base.head_dim, self.base.layer_shape
+        chosen: dict[str, list[int]] = {}
+
+        def select(w: torch.Tensor, cinv: torch.Tensor, _width: int) -> list[int]:
+            chosen["heads"], chosen["kv"] = _select_heads(w, cinv, hd, shape.heads, shape.kv_heads, steps, unit)
+            return [c for h in chosen["heads"] for c in range(h * hd, (h + 1) * hd)]
+
+        self._remove_inputs(layer, stream, "o", targets, select)
+        return chosen["heads"], chosen["kv"]
 
     def _mlp(self, layer, stream, n: int, targets) -> list[int]:
         if n == 0:
             return []
-        path = self.layout.family.proj_path("down")
-        lin = layer.get_submodule(path)
-        stat = _moments(layer, path, stream, targets)
-        gram = _gram(stat, self.cfg.bias)
+        return self._remove_inputs(
+            layer, stream, "down", targets, lambda w, cinv, width: _select_channels(w, cinv, n, width)
+        )
+
+    def _remove_inputs(self, layer, stream, role: str, targets, select) -> list[int]:
+        """Remove the input columns `select(w, cinv, width)` picks from the `role` projection (o or down) and
+        refit the rest: by the OBS updates of the selection (towards the layer's own outputs) or, with
+        `targets`, by least squares towards them. Returns the removed columns."""
+        bias = self.cfg.bias
+        lin = layer.get_submodule(self.layout.family.proj_path(role))
+        stat = _moments(layer, self.layout.family.proj_path(role), stream, targets)
+        gram = _gram(stat, bias)
         lam = obs.ridge(stat.xtx, self.cfg.damp)  # from the inputs alone, not the constant column
-        w, cinv = _augmented_weight(lin, self.cfg.bias).to(gram.device), obs.damped_inverse(gram, lam)
-        scale = self._row_scale(layer, "down", w)
-        w.mul_(scale)
-        gone = _select_channels(w, cinv, n, lin.in_features)
+        w, cinv = augmented_weight(lin, bias).to(gram.device), obs.damped_inverse(gram, lam)
+        scale = self._row_scale(layer, role, w)
+        w.mul_(scale)  # selection weighs each output by the loss's sensitivity to it (fisher); the refit is per row
+        gone = select(w, cinv, lin.in_features)
         w.div_(scale)
         if targets is not None:
             keep = torch.ones(gram.shape[0], dtype=torch.bool)
             keep[gone] = False
-            cross = _refit_target(stat, lin, self.cfg.bias, True)
-            w = obs.refit(gram, _augmented_weight(lin, self.cfg.bias), keep, lam, cross)
-        _write(lin, w, self.cfg.bias)
+            w = obs.refit(gram, augmented_weight(lin, bias), keep, lam, _refit_target(stat, lin, bias, True))
+        _write(lin, w, bias)
         return gone
 
 
