@@ -10,18 +10,19 @@ model with the LoRA adapter merged in, the adapter itself is kept in `adapter/`,
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from rich.console import Console
 
+from llmprune import tempfiles
 from llmprune.errors import LlmpruneError
 from llmprune.eval.config import EvalConfig
-from llmprune.fsutil import atomic_dir, check_replaceable, check_writable_parent
+from llmprune.fsutil import atomic_dir, prepare_output
+from llmprune.ownership import RUN_KINDS
 from llmprune.perf.footprint import peaks, reset_peaks
 from llmprune.recipes import Recipe
-from llmprune.runfolder import ADAPTER, RUN_MARKERS, RunFolder, RunReport
+from llmprune.runfolder import ADAPTER, RunFolder, RunReport
 
 console = Console(stderr=True)
 
@@ -36,9 +37,13 @@ def evaluate_model(model, tokenizer, cfg: EvalConfig, *, progress: bool = True) 
 def check_inputs(recipe: Recipe) -> None:
     """Fail on a missing model, data file or task file before any expensive step."""
     from llmprune.data import load_text
+    from llmprune.data.sources import SOURCES, read_user_file
     from llmprune.models.load import check_family, resolve_model_source
 
     check_family(recipe.model)  # an unsupported architecture fails before any weights are read
+    for calib in recipe.prune.calibrations():
+        if calib.source not in SOURCES:  # a file named by the user; the built-in sources are read later
+            read_user_file(calib.source)
     if recipe.recovery is not None:
         from llmprune.recovery.data import load_source
 
@@ -81,8 +86,7 @@ def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dic
     from llmprune.prune.pipeline import prune_model
     from llmprune.surgery.io import save_pruned
 
-    out = check_writable_parent(out)
-    check_replaceable(out, RUN_MARKERS)  # before the expensive steps, not after them
+    out = prepare_output(out, RUN_KINDS)  # before the expensive steps, not after them
     check_inputs(recipe)
     t0 = time.perf_counter()
     loader = None
@@ -121,7 +125,7 @@ def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dic
             model, adapter = _recover_and_merge(model, tok, recipe, result.plan, out, sections, progress)
         sections["total_seconds"] = round(time.perf_counter() - t0, 2)
         report = RunReport(**sections)
-        with atomic_dir(out, replaces=RUN_MARKERS) as tmp:
+        with atomic_dir(out, "run", replaces=RUN_KINDS) as tmp:
             extra = {"merged_adapter": ADAPTER} if adapter is not None else None
             save_pruned(model, result.plan, tmp, tokenizer=tok, extra=extra)
             folder = RunFolder(tmp)
@@ -131,7 +135,7 @@ def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dic
             folder.write_report(report)
     finally:
         if adapter is not None:
-            shutil.rmtree(adapter.parent, ignore_errors=True)
+            tempfiles.remove(adapter.parent)
     return report.to_json()
 
 
@@ -141,7 +145,7 @@ def _recover_and_merge(model, tok, recipe: Recipe, plan, out: Path, sections: di
 
     cfg = recipe.recovery
     out.parent.mkdir(parents=True, exist_ok=True)  # --out runs/NEW on a fresh checkout: runs/ may not exist yet
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.recovery-", dir=out.parent))
+    work = tempfiles.new_dir(out)  # removed by run_recipe once the adapter is copied into the run folder
     adapter = work / ADAPTER
     try:
         console.print(f"[bold]recovering[/bold] with LoRA r={cfg.lora_r} on {cfg.data}")
@@ -153,6 +157,6 @@ def _recover_and_merge(model, tok, recipe: Recipe, plan, out: Path, sections: di
             sections["recovered"] = evaluate_model(model, tok, recipe.eval, progress=progress)
             sections["ppl_recovered"] = sections["recovered"].get("ppl")
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        tempfiles.remove(work)
         raise
     return model, adapter

@@ -8,6 +8,7 @@ A *pruned folder* (`llmprune prune`, `run`, `merge`) holds
 | `plan.json` | the plan that produced the model (indices of the original model) | `PrunePlan` |
 | `llmprune.json` | the manifest: format, version, base model, the widths of every layer, loadability | `Manifest` |
 | `modeling_llmprune.py` | only when stock transformers cannot build the shapes (`trust_remote_code`) | |
+| `.llmprune-output.json` | the ownership marker: kind of output, format version (every folder llmprune writes) | `llmprune.ownership.Marker` |
 
 A *run folder* (`llmprune run`, `prune`) is a pruned folder plus
 
@@ -20,8 +21,8 @@ A *run folder* (`llmprune run`, `prune`) is a pruned folder plus
 | `report/` | optional, from `llmprune report RUN` | markdown + PNGs |
 
 `RunFolder(path)` reads and writes each of them; writers write into a temporary folder
-(`llmprune.fsutil.atomic_dir`) that is renamed into place. Folders holding one of `PRUNED_MARKERS` /
-`RUN_MARKERS` are llmprune's own and may be replaced by a later run.
+(`llmprune.fsutil.atomic_dir`) that is renamed into place and carries llmprune's ownership marker
+(`.llmprune-output.json`, `llmprune.ownership`): only such folders (and empty ones) are ever replaced.
 """
 
 from __future__ import annotations
@@ -55,8 +56,6 @@ MODELING = "modeling_llmprune.py"
 WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
 
-PRUNED_MARKERS = (MANIFEST,)  # a folder holding one of these is an earlier pruned / merged output
-RUN_MARKERS = (MANIFEST, REPORT)  # ... an earlier run's output
 
 MANIFEST_FORMAT = "llmprune-pruned"
 MANIFEST_VERSION = 1
@@ -66,10 +65,11 @@ class ManifestLayer(BaseModel):
     """The widths of one kept decoder layer and its index in the original model."""
 
     model_config = ConfigDict(extra="forbid")
-    num_attention_heads: PositiveInt
-    num_key_value_heads: PositiveInt
-    intermediate_size: PositiveInt
-    original_layer: int = Field(ge=0)
+    # strict: widths read from disk must be JSON integers ("4" or 4.5 is a damaged manifest, not a width)
+    num_attention_heads: PositiveInt = Field(strict=True)
+    num_key_value_heads: PositiveInt = Field(strict=True)
+    intermediate_size: PositiveInt = Field(strict=True)
+    original_layer: int = Field(ge=0, strict=True)
     # norms (paths from the layer) whose eps differs from the config's: pruning rescales the eps of a norm
     # whose width shrank (OLMo 2's q/k norms, or every hidden norm but not Qwen3's head norms)
     norm_eps: dict[str, float] = Field(default_factory=dict)
@@ -96,13 +96,13 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="allow")  # fields of newer minor versions are kept, not refused
     format: str = MANIFEST_FORMAT
-    version: int = Field(MANIFEST_VERSION, ge=1)
+    version: int = Field(MANIFEST_VERSION, ge=1, strict=True)
     llmprune_version: str = ""
     base_model: str = ""
     model_type: str
-    hidden_size: PositiveInt
-    head_dim: PositiveInt
-    num_hidden_layers: PositiveInt
+    hidden_size: PositiveInt = Field(strict=True)
+    head_dim: PositiveInt = Field(strict=True)
+    num_hidden_layers: PositiveInt = Field(strict=True)
     uniform: bool
     stock_loadable: bool
     stock_reason: str = ""
@@ -184,7 +184,9 @@ def _validated(cls: type[BaseModel], data: Any, file: Path, what: str) -> Any:
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        raise LlmpruneError(f"{file} is not a valid {what}: {describe_validation(e.errors())}") from e
+        raise LlmpruneError(
+            f"{file} is not a valid {what}: {describe_validation(e.errors())}; the folder is damaged, write it again"
+        ) from e
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ def test_overrides(tmp_path):
 def test_missing_and_future_recipes(tmp_path):
     with pytest.raises(LlmpruneError, match="recipe not found"):
         load_recipe(tmp_path / "nope.yaml")
-    with pytest.raises(LlmpruneError, match="version 99"):
-        load_recipe(_write(tmp_path, "version: 99\nmodel: m\n"))
+    for bad, shown in (("99", "99"), ("0", "0"), ("-1", "-1"), ("abc", "'abc'"), ("true", "True")):
+        with pytest.raises(LlmpruneError, match=f"recipe version {shown} is not supported"):
+            load_recipe(_write(tmp_path, f"version: {bad}\nmodel: m\n"))
     assert isinstance(recipe_from_dict({"model": "m"}), Recipe)

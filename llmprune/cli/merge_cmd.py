@@ -16,15 +16,15 @@ def command(
 ) -> None:
     """Merge LORA_DIR into PRUNED_DIR and save a standalone model (loads without peft)."""
     from llmprune.cli.common import console
-    from llmprune.fsutil import check_replaceable, check_writable_parent
+    from llmprune.fsutil import prepare_output
     from llmprune.models.load import load_model
     from llmprune.models.params import count_params
+    from llmprune.ownership import RUN_KINDS
     from llmprune.recovery import merge_lora, save_merged
-    from llmprune.runfolder import PRUNED_MARKERS, RunFolder
+    from llmprune.runfolder import RunFolder
 
     RunFolder(pruned_dir).read_manifest()
-    check_writable_parent(out)
-    check_replaceable(out, PRUNED_MARKERS)
+    prepare_output(out, RUN_KINDS)
     model, tok = load_model(str(pruned_dir), dtype=dtype, device="cpu")
     merged = merge_lora(model, lora_dir, pruned_dir=pruned_dir)
     path = save_merged(merged, pruned_dir, out, tokenizer=tok, extra={"merged_adapter": str(lora_dir.resolve())})

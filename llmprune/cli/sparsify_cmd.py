@@ -45,9 +45,8 @@ def command(
     """Zero weights of MODEL's decoder Linear layers (magnitude, Wanda or torch.nn.utils.prune) and save it."""
     import time
 
-    from llmprune.fsutil import check_replaceable, check_writable_parent
+    from llmprune.fsutil import prepare_output
     from llmprune.models.load import check_family, load_model
-    from llmprune.runfolder import REPORT
     from llmprune.sparsify import save_sparse, sparsify_
 
     config = build_config(
@@ -61,8 +60,7 @@ def command(
         },
         flags=CALIB_FLAGS,
     )
-    check_writable_parent(out)
-    check_replaceable(out, (REPORT,))
+    prepare_output(out, ("sparse",))
     check_family(model)  # a bad MODEL or an unsupported architecture fails before anything is loaded
     t0 = time.perf_counter()
     m, tok = load_model(model, dtype=dtype, device=device)

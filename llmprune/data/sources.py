@@ -135,15 +135,34 @@ def _hub_offline() -> bool:
     ) not in ("", "0", "false")
 
 
+def read_user_file(name: str) -> str:
+    """The text of a data file the user named instead of a source (plain text, or .jsonl with a `text` field)."""
+    p = Path(name).expanduser()
+    if not p.exists():
+        if "/" in name or "." in name:
+            raise LlmpruneError(f"data file not found: {p}; pass an existing file or one of {', '.join(SOURCES)}")
+        raise LlmpruneError(f"unknown data source {name!r}; choose one of {', '.join(SOURCES)} or a file path")
+    if not p.is_file():
+        raise LlmpruneError(f"{p} is a folder, not a data file; pass a text or .jsonl file")
+    try:
+        text = _read_jsonl_text(p) if p.suffix == ".jsonl" else p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise LlmpruneError(
+            f"{p} is not UTF-8 text (byte {e.start}: {e.reason}); pass a plain-text or .jsonl file"
+        ) from e
+    except OSError as e:
+        raise LlmpruneError(f"cannot read {p}: {e.strerror}") from e
+    if not text.strip():
+        raise LlmpruneError(f"{p} holds no text; pass a file with text to calibrate or evaluate on")
+    return text
+
+
 def load_text(name: str, split: str | None = None, *, path: str | Path | None = None) -> str:
     """Return the raw text of source `name` (wikitext2, ptb, c4, alpaca) or of a file given by path."""
     if path is not None and name not in SOURCES:
         name = "wikitext2"
     if name not in SOURCES:
-        p = Path(name).expanduser()
-        if p.is_file():  # a plain text / jsonl file given instead of a source name
-            return _read_jsonl_text(p) if p.suffix == ".jsonl" else p.read_text(encoding="utf-8")
-        raise LlmpruneError(f"unknown data source {name!r}; choose one of {', '.join(SOURCES)} or a file path")
+        return read_user_file(name)
     src = SOURCES[name]
     split = split or DEFAULT_SPLIT[name]
     if split not in src.files:

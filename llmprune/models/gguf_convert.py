@@ -52,7 +52,7 @@ def convert_gguf_to_hf(path: str | Path, out_dir: str | Path, *, expected_params
     n = count_params(model)
     if expected_params is not None and n != expected_params:
         raise LlmpruneError(f"{path} converted to {n:,} parameters, expected {expected_params:,}; the file is corrupt")
-    with atomic_dir(out_dir, replaces="any") as tmp:  # llmprune's own cache folder
+    with atomic_dir(out_dir, "cache", replaces="any") as tmp:  # llmprune's own cache folder
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
     return Path(out_dir)

@@ -102,7 +102,7 @@ def model_type_of(spec: str) -> str | None:
         from transformers import AutoConfig
 
         try:
-            return AutoConfig.from_pretrained(loc).model_type
+            return AutoConfig.from_pretrained(loc, trust_remote_code=False).model_type
         except (OSError, ValueError) as e:
             raise LlmpruneError(f"could not read the config of {spec!r}: {str(e).splitlines()[0]}") from e
     file = Path(loc) / "config.json"
@@ -110,7 +110,12 @@ def model_type_of(spec: str) -> str | None:
         config = json.loads(file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise LlmpruneError(f"{file} is not valid JSON ({e}); the model folder is damaged") from e
-    return config.get("model_type") if isinstance(config, dict) else None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise LlmpruneError(
+            f"{file} names no model_type: it is not a transformers model config; the folder is damaged or "
+            "incomplete, copy or download it again"
+        )
+    return config["model_type"]
 
 
 def check_family(spec: str):
@@ -130,7 +135,7 @@ def load_tokenizer(spec: str):
     if kind == "gguf":
         p = Path(loc)
         return AutoTokenizer.from_pretrained(p.parent, gguf_file=p.name)
-    return AutoTokenizer.from_pretrained(loc)
+    return AutoTokenizer.from_pretrained(loc, trust_remote_code=False)
 
 
 def load_model(spec: str, *, dtype: str | torch.dtype = "auto", device: str = "auto", attn: str | None = None):
@@ -157,15 +162,32 @@ def load_model(spec: str, *, dtype: str | torch.dtype = "auto", device: str = "a
         model = load_pruned(loc, dtype=dt, attn=attn)
         tok = AutoTokenizer.from_pretrained(loc)
     else:
+        from safetensors import SafetensorError
+
+        if kind == "hf_dir":
+            model_type_of(loc)  # a config.json without a model type is named, not a transformers traceback
+        where = "folder" if kind == "hf_dir" else "hub id"
         try:
-            model = AutoModelForCausalLM.from_pretrained(loc, use_safetensors=True, **kwargs)
-            tok = AutoTokenizer.from_pretrained(loc)
+            model = AutoModelForCausalLM.from_pretrained(loc, use_safetensors=True, trust_remote_code=False, **kwargs)
+            tok = AutoTokenizer.from_pretrained(loc, trust_remote_code=False)
         except OSError as e:
-            where = "folder" if kind == "hf_dir" else "hub id"
             raise LlmpruneError(
                 f"could not load model {spec!r} ({where}): {str(e).splitlines()[0]}. "
                 "Only safetensors weights are loaded; offline, pass a local folder or a .gguf file"
             ) from e
+        except SafetensorError as e:
+            raise LlmpruneError(
+                f"the weights of {spec!r} cannot be read ({e}): a safetensors file is damaged or incomplete; "
+                "copy or download the model again"
+            ) from e
+        except ValueError as e:  # custom code (trust_remote_code), unknown architecture, inconsistent config
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            hint = (
+                "llmprune never runs a model folder's own code: use a model that stock transformers builds"
+                if "trust_remote_code" in str(e) or "custom code" in str(e)
+                else "the folder's config.json does not describe a model transformers can build"
+            )
+            raise LlmpruneError(f"could not load model {spec!r} ({where}): {first}; {hint}") from e
     model.to(dev)
     model.eval()
     return model, tok

@@ -29,7 +29,7 @@ def load_skeleton(spec: str) -> nn.Module:
     if kind == "alias":
         loc = str(ensure_alias(loc))
     try:
-        config = AutoConfig.from_pretrained(loc)
+        config = AutoConfig.from_pretrained(loc, trust_remote_code=False)
     except (OSError, ValueError) as e:
         raise LlmpruneError(f"could not read the config of {spec!r}: {str(e).splitlines()[0]}") from e
     with torch.device("meta"):

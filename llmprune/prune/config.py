@@ -114,6 +114,10 @@ class PruneConfig(BaseModel):
             )
         return self
 
+    def calibrations(self) -> list[CalibConfig]:
+        """The calibration sets this configuration reads (checked before the model loads)."""
+        return [self.calib, self.reconstruct_calib, self.sequential_calib]
+
     @property
     def can_offload(self) -> bool:
         """Whether layers can be read one at a time: the sequential engine without a gradient allocation."""

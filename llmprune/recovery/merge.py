@@ -70,8 +70,11 @@ def merge_lora(model: nn.Module, adapter_dir: str | Path, *, pruned_dir: str | P
     """
     from peft import PeftModel
 
+    from llmprune.models.safe import check_safetensors
+
     adapter_dir = Path(adapter_dir).expanduser()
     check_adapter(model, adapter_dir, pruned_dir=pruned_dir)
+    check_safetensors(adapter_dir / "adapter_model.safetensors", "the adapter is damaged; train it again")
     try:
         peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
     except (RuntimeError, ValueError, KeyError) as e:

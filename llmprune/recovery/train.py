@@ -20,7 +20,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +30,13 @@ from tqdm.auto import tqdm
 
 from llmprune.errors import LlmpruneError
 from llmprune.fsutil import atomic_write_json
-from llmprune.recovery.checkpoint import find_checkpoint, load_checkpoint, remove_checkpoints, save_checkpoint
+from llmprune.recovery.checkpoint import (
+    checkpoint_step,
+    find_checkpoint,
+    load_checkpoint,
+    remove_checkpoints,
+    save_checkpoint,
+)
 from llmprune.recovery.config import RecoveryConfig, recovery_config
 from llmprune.recovery.data import Rows, build_datasets
 from llmprune.recovery.distill import Teacher, combine, loss_sums
@@ -98,28 +103,53 @@ def validation_loss(model, rows: Rows, cfg: RecoveryConfig, accelerator) -> floa
     return float(total[0] / total[1].clamp(min=1))
 
 
+def _owned_recovery(out_dir: Path) -> Path | None:
+    """Check that an existing, non-empty `out_dir` is an llmprune recovery folder (its marker, or for folders
+    of earlier versions an llmprune checkpoint); returns its latest checkpoint. Anything else is refused and
+    left untouched."""
+    from llmprune.ownership import MARKER, owner_kind
+
+    ckpt = find_checkpoint(out_dir)
+    kind = owner_kind(out_dir)
+    legacy = kind is None and ckpt is not None and checkpoint_step(ckpt) is not None
+    if kind != "recovery" and not legacy:
+        what = f"an llmprune {kind} folder" if kind else f"not an llmprune recovery folder (it has no {MARKER})"
+        raise LlmpruneError(f"{out_dir} exists and is {what}; it is left as is: choose another --out")
+    return ckpt
+
+
 def _prepare_out(out_dir: Path, resume: bool, is_main: bool) -> Path | None:
+    """Check --out before anything slow; returns the checkpoint to resume from (None: start afresh)."""
+    from llmprune import tempfiles
     from llmprune.fsutil import check_writable_parent
+    from llmprune.ownership import write_marker
 
     out_dir = check_writable_parent(out_dir)
-    ckpt = find_checkpoint(out_dir) if out_dir.is_dir() else None
     if out_dir.exists() and not out_dir.is_dir():
         raise LlmpruneError(f"{out_dir} is a file; choose a folder for --out")
-    if not resume and out_dir.is_dir() and any(out_dir.iterdir()):
-        raise LlmpruneError(f"{out_dir} is not empty; pass --resume to continue its run, or choose another --out")
+    ckpt = None
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        ckpt = _owned_recovery(out_dir)
+        if not resume:
+            state = f"an unfinished run (checkpoint at step {checkpoint_step(ckpt)})" if ckpt else "a recovery run"
+            hint = "pass --resume to continue it, or choose another --out" if ckpt else "choose another --out"
+            raise LlmpruneError(f"{out_dir} holds {state}; {hint}")
+        if is_main:
+            tempfiles.sweep(out_dir, inside=True)
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        write_marker(out_dir, "recovery")
     return ckpt
 
 
 def _write_adapter(peft_model, out_dir: Path, result: dict) -> None:
     """Adapter files land through a temporary folder; recovery.json (written last) marks completion."""
-    tmp = out_dir / ".adapter.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    peft_model.save_pretrained(tmp)
-    for name in ADAPTER_FILES:
-        os.replace(tmp / name, out_dir / name)
-    shutil.rmtree(tmp, ignore_errors=True)
+    from llmprune import tempfiles
+
+    with tempfiles.temp_dir(out_dir / "adapter") as tmp:
+        peft_model.save_pretrained(tmp)
+        for name in ADAPTER_FILES:
+            os.replace(tmp / name, out_dir / name)
     atomic_write_json(out_dir / RESULT, result)
 
 
@@ -148,7 +178,7 @@ def recover(
     accelerator = Accelerator(mixed_precision="bf16" if use_cuda else "no", cpu=not use_cuda)
     out_dir = Path(out_dir).expanduser().resolve()
     fingerprint = run_fingerprint(cfg, base_info)
-    if resume and (out_dir / RESULT).is_file() and find_checkpoint(out_dir) is None:
+    if resume and (out_dir / RESULT).is_file() and _owned_recovery(out_dir) is None:
         done = read_result(out_dir)
         was = run_fingerprint(recovery_config(done.get("config", {})), done.get("base"))
         changed = sorted(k for k in fingerprint if was.get(k) != fingerprint[k])

@@ -80,7 +80,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
     run = load_run(run_dir)
     out = Path(out) if out is not None else run.path / "report"
-    with atomic_dir(out, replaces=("report.md",)) as tmp:
+    with atomic_dir(out, "report") as tmp:
         figures = {
             "widths": plots.plot_widths(run.plan, tmp / WIDTHS_PNG),
             "importance": plots.plot_importance(run.scores, run.plan, tmp / IMPORTANCE_PNG) if run.scores else None,

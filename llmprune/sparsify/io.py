@@ -32,7 +32,7 @@ def save_sparse(model: nn.Module, tokenizer, out: str | Path, report: dict, *, v
     param = next(model.parameters())
     ids = probe_ids(model.config.vocab_size, param.device)
     ref = probe_logits(model, ids) if verify else None
-    with atomic_dir(out, replaces=(REPORT,)) as tmp:
+    with atomic_dir(out, "sparse") as tmp:
         model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)

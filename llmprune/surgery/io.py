@@ -37,8 +37,9 @@ from llmprune.errors import LlmpruneError
 from llmprune.fsutil import atomic_dir
 from llmprune.models.params import count_params
 from llmprune.models.reload import probe_ids, probe_logits, verify_reload
+from llmprune.ownership import RUN_KINDS
 from llmprune.prune.plan import PrunePlan
-from llmprune.runfolder import MANIFEST, PRUNED_MARKERS, Manifest, RunFolder
+from llmprune.runfolder import MANIFEST, Manifest, RunFolder
 from llmprune.surgery.remote_code import write_remote_code
 from llmprune.surgery.shapes import sync_config_
 
@@ -101,7 +102,7 @@ def save_pruned(
     ids = probe_ids(model.config.vocab_size, param.device)
     ref = probe_logits(model, ids) if verify else None
     try:
-        with atomic_dir(out_dir, replaces=PRUNED_MARKERS) as tmp:
+        with atomic_dir(out_dir, "pruned", replaces=RUN_KINDS) as tmp:
             model.save_pretrained(tmp)
             if not manifest.stock_loadable:
                 write_remote_code(tmp, family_of(model), manifest.shapes, manifest.norm_eps, manifest.added_biases)
@@ -120,14 +121,11 @@ def save_pruned(
 
 
 def _read_weights(folder: RunFolder) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
+    from llmprune.models.safe import load_safetensors
 
     sd: dict[str, torch.Tensor] = {}
     for f in folder.weight_files():
-        try:
-            sd.update(load_file(str(f), device="cpu"))
-        except Exception as e:  # safetensors raises its own SafetensorError (truncated, bad header) or OSError
-            raise LlmpruneError(f"{f} cannot be read ({type(e).__name__}: {e}); the folder is damaged") from e
+        sd.update(load_safetensors(f, "the folder is damaged; write it again"))
     return sd
 
 

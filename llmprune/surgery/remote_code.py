@@ -21,6 +21,7 @@ from llmprune.runfolder import MODELING
 
 MODULE = MODELING.removesuffix(".py")
 CLASS = "LlmprunedForCausalLM"
+REMOTE_FORMAT = 1  # the meaning of config.json's llmprune_* fields that the generated file reads
 
 _TEMPLATE = '''"""Written by llmprune: {family} with per-layer widths (config.llmprune_layers = [[heads, kv_heads, intermediate], ...]).
 
@@ -36,11 +37,37 @@ _LAYERS, _ATTN, _MLP, _EPS = {layers!r}, {attn!r}, {mlp!r}, {eps!r}
 _SHAPES = {shapes}
 
 
+FORMAT = {version}
+
+
+def _check(config):
+    """The widths in config.json are data from disk: refuse anything that cannot describe this model."""
+    def bad(what):
+        raise ValueError(f"config.json: {{what}}; the folder is damaged, write it again with llmprune")
+
+    version = getattr(config, "llmprune_format", FORMAT)
+    if type(version) is not int or not 1 <= version <= FORMAT:
+        bad(f"llmprune_format is {{version!r}}, this file reads version {{FORMAT}}")
+    widths = getattr(config, "llmprune_layers", None)
+    if not isinstance(widths, list) or len(widths) != config.num_hidden_layers:
+        bad(f"llmprune_layers must list [heads, kv_heads, intermediate] for each of {{config.num_hidden_layers}} layers")
+    for i, row in enumerate(widths):
+        if not isinstance(row, list) or len(row) != 3 or any(type(v) is not int or v < 1 for v in row):
+            bad(f"llmprune_layers[{{i}}] is {{row!r}}, expected three positive integers [heads, kv_heads, intermediate]")
+        if row[0] % row[1]:
+            bad(f"llmprune_layers[{{i}}]: {{row[0]}} query heads are not a multiple of {{row[1]}} KV heads")
+    norm_eps = getattr(config, "llmprune_norm_eps", None) or [{{}}] * len(widths)
+    if not isinstance(norm_eps, list) or len(norm_eps) != len(widths) or not all(
+        isinstance(e, dict) and all(isinstance(v, (int, float)) and v > 0 for v in e.values()) for e in norm_eps
+    ):
+        bad("llmprune_norm_eps must hold, per layer, a mapping of norm paths to positive numbers")
+    return widths, norm_eps
+
+
 class {cls}(_Base):
     def __init__(self, config):
+        widths, norm_eps = _check(config)
         super().__init__(config)
-        widths = config.llmprune_layers
-        norm_eps = getattr(config, "llmprune_norm_eps", None) or [{{}}] * len(widths)
         with_bias = set(getattr(config, "llmprune_biases", None) or ())
         for layer, (heads, kv, inter), eps in zip(self.get_submodule(_LAYERS), widths, norm_eps, strict=True):
             attn, mlp = layer.get_submodule(_ATTN), layer.get_submodule(_MLP)
@@ -80,6 +107,7 @@ def modeling_code(family: Family) -> str:
         eps=family.norm_eps,
         shapes=f"[\n{rows}]",
         cls=CLASS,
+        version=REMOTE_FORMAT,
     )
 
 
@@ -97,6 +125,7 @@ def write_remote_code(
     cfg_file = folder / "config.json"
     cfg = json.loads(cfg_file.read_text())
     cfg["auto_map"] = {"AutoModelForCausalLM": f"{MODULE}.{CLASS}"}
+    cfg["llmprune_format"] = REMOTE_FORMAT
     cfg["llmprune_layers"] = [[s.heads, s.kv_heads, s.intermediate] for s in shapes]
     if norm_eps and any(norm_eps):
         cfg["llmprune_norm_eps"] = norm_eps

@@ -78,6 +78,6 @@ def test_an_output_folder_of_other_files_is_refused_before_any_work(tiny_dir, ti
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "thesis.tex").write_text("keep")
-    with pytest.raises(LlmpruneError, match="is not an earlier llmprune output.*remove it yourself"):
+    with pytest.raises(LlmpruneError, match="is not an llmprune output.*remove it yourself"):
         jobs.run_recipe(_recipe(tiny_dir("llama"), None), mine, progress=False)
     assert [p.name for p in mine.iterdir()] == ["thesis.tex"]

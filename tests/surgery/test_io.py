@@ -212,7 +212,7 @@ def test_saving_over_a_folder_of_other_files_is_refused(make_tiny, tmp_path):
     pruned, plan = _pruned(make_tiny, "llama", dict(heads=4, kv_heads=2), "block")
     (tmp_path / "hf").mkdir()
     (tmp_path / "hf" / "config.json").write_text("{}")  # e.g. the input model's own folder
-    with pytest.raises(LlmpruneError, match="not an earlier llmprune output.*no llmprune.json"):
+    with pytest.raises(LlmpruneError, match="not an llmprune output.*no .llmprune-output.json"):
         save_pruned(pruned, plan, tmp_path / "hf")
     assert [p.name for p in (tmp_path / "hf").iterdir()] == ["config.json"]
     out = save_pruned(pruned, plan, tmp_path / "out")
