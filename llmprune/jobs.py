@@ -35,28 +35,40 @@ def evaluate_model(model, tokenizer, cfg: EvalConfig, *, progress: bool = True) 
 
 
 def check_inputs(recipe: Recipe) -> None:
-    """Fail on a missing model, data file or task file before any expensive step."""
+    """Fail on a missing model, data file or task file before any expensive step, naming every problem
+    (one line each), not only the first."""
     from llmprune.data import load_text
-    from llmprune.data.sources import SOURCES, read_user_file
+    from llmprune.data.calib import calibration_text
     from llmprune.models.load import check_family, resolve_model_source
 
-    check_family(recipe.model)  # an unsupported architecture fails before any weights are read
-    for calib in recipe.prune.calibrations():
-        if calib.source not in SOURCES:  # a file named by the user; the built-in sources are read later
-            read_user_file(calib.source)
+    problems: list[str] = []
+
+    def check(fn, *args, **kwargs) -> None:
+        try:
+            fn(*args, **kwargs)
+        except LlmpruneError as e:
+            problems.append(str(e))
+
+    check(check_family, recipe.model)  # an unsupported architecture fails before any weights are read
+    for source in sorted({c.source for c in recipe.prune.calibrations()}):
+        check(calibration_text, source)
     if recipe.recovery is not None:
         from llmprune.recovery.data import load_source
 
-        load_source(recipe.recovery.data)
+        check(load_source, recipe.recovery.data)
         if recipe.recovery.teacher:
-            resolve_model_source(recipe.recovery.teacher)
+            check(resolve_model_source, recipe.recovery.teacher)
     if recipe.eval:
         for name in recipe.eval.ppl:
-            load_text(name)
+            check(load_text, name)
         if recipe.eval.tasks:
             from llmprune.eval.zeroshot import load_tasks
 
-            load_tasks(recipe.eval.tasks, limit=recipe.eval.limit)
+            check(load_tasks, recipe.eval.tasks, limit=recipe.eval.limit)
+    if len(problems) == 1:
+        raise LlmpruneError(problems[0])
+    if problems:
+        raise LlmpruneError(f"{len(problems)} problems, nothing was run:\n  " + "\n  ".join(problems))
 
 
 def offload_wanted(recipe: Recipe) -> bool:

@@ -1,8 +1,8 @@
 """Which folders are llmprune's own: the marker every command writes into the folder it makes.
 
 `.llmprune-output.json` holds a format, a version and the kind of output (`run`, `pruned`, `report`,
-`sparse`, `recovery`, `cache`). A folder is replaced or written into only when it is empty or carries this
-marker with a kind the command may replace; never because it holds a file with a common name
+`sparse`, `recovery`, `cache`, `model`: a stand-in written by bench/make_shape.py). A folder is replaced or
+written into only when it is empty or carries this marker with a kind the command may replace; never because it holds a file with a common name
 (`report.md`, `config.json`, `checkpoint/`). Pruned folders written before the marker existed are
 recognised by their manifest (`llmprune.json` with llmprune's format) and count as `pruned`.
 """
@@ -22,7 +22,7 @@ from llmprune.version import __version__
 MARKER = ".llmprune-output.json"
 FORMAT = "llmprune-output"
 VERSION = 1
-Kind = Literal["run", "pruned", "report", "sparse", "recovery", "cache"]
+Kind = Literal["run", "pruned", "report", "sparse", "recovery", "cache", "model"]
 RUN_KINDS: tuple[Kind, ...] = ("run", "pruned")  # `prune`, `run` and `merge` may replace each other's folders
 
 

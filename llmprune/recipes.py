@@ -32,7 +32,11 @@ class Recipe(BaseModel):
     version: int = Field(RECIPE_VERSION, ge=1, le=RECIPE_VERSION, description="recipe format version")
     name: str | None = Field(None, description="run name (default: the file name)")
     model: str = Field(..., description="hub id, local folder, .gguf file or alias (smollm2-135m)")
-    dtype: DtypeName = Field("auto", description="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16")
+    dtype: DtypeName = Field(
+        "auto",
+        description="auto (bf16 on GPU; on CPU fp32, or bf16 when the checkpoint is stored in bf16), float32, "
+        "bfloat16, float16",
+    )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     prune: PruneConfig = Field(default_factory=PruneConfig)
     eval: EvalConfig | None = Field(None, description="evaluation (llmprune.eval.EvalConfig); omit to skip")

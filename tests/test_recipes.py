@@ -68,3 +68,26 @@ def test_missing_and_future_recipes(tmp_path):
         with pytest.raises(LlmpruneError, match=f"recipe version {shown} is not supported"):
             load_recipe(_write(tmp_path, f"version: {bad}\nmodel: m\n"))
     assert isinstance(recipe_from_dict({"model": "m"}), Recipe)
+
+
+def test_every_missing_input_is_named_before_anything_loads(tmp_path, monkeypatch):
+    """A recipe with a missing model and missing data names all of them, one line each, at once."""
+    from llmprune.jobs import check_inputs
+    from llmprune.recipes import recipe_from_dict
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("LLMPRUNE_DATA_DIR", str(tmp_path))
+    recipe = recipe_from_dict(
+        {
+            "model": "nobody/no-such-model",
+            "prune": {"calib": {"source": str(tmp_path / "calib.txt")}, "reconstruct": False},
+            "eval": {"ppl": ["wikitext2", "ptb"]},
+        }
+    )
+    with pytest.raises(LlmpruneError) as e:
+        check_inputs(recipe)
+    lines = str(e.value).splitlines()
+    assert lines[0] == "4 problems, nothing was run:"
+    assert "not in the local Hugging Face cache" in lines[1] and "HF_HUB_OFFLINE is set" in lines[1]
+    assert "data file not found" in lines[2]
+    assert "wikitext2/test" in lines[3] and "ptb/test" in lines[4]

@@ -35,6 +35,14 @@ def with_bos(windows: torch.Tensor, bos: int | None) -> torch.Tensor:
     return torch.cat([torch.full((windows.shape[0], 1), bos, dtype=windows.dtype), windows], dim=1)
 
 
+def calibration_text(source: str, split: str | None = None) -> str:
+    """The text calibration windows are drawn from (WikiText-2: its validation split, never the test split
+    that perplexity is measured on)."""
+    if split is None and source == "wikitext2":
+        split = "valid"
+    return load_text(source, split)
+
+
 def calibration_batches(
     tokenizer,
     source: str = "wikitext2",
@@ -50,11 +58,9 @@ def calibration_batches(
         raise LlmpruneError(f"samples must be >= 1, got {samples}")
     if seq_len < 2:
         raise LlmpruneError(f"seq_len must be >= 2, got {seq_len}")
-    if split is None and source == "wikitext2":
-        split = "valid"  # never calibrate on the split that perplexity is measured on
     bos = bos_id(tokenizer)
     length = seq_len - (bos is not None)
-    ids = tokenize_text(tokenizer, load_text(source, split))
+    ids = tokenize_text(tokenizer, calibration_text(source, split))
     if ids.numel() <= length:
         raise LlmpruneError(f"calibration source {source!r} has {ids.numel()} tokens, fewer than seq_len={seq_len}")
     g = torch.Generator().manual_seed(seed)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmprune import hub
 from llmprune.errors import LlmpruneError
 
 DATA_DIR_ENV = "LLMPRUNE_DATA_DIR"
@@ -129,12 +130,6 @@ def resolve_file(relative: str, *, path: str | Path | None = None) -> tuple[Path
     return None, tried
 
 
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false") or os.environ.get(
-        "HF_DATASETS_OFFLINE", "0"
-    ) not in ("", "0", "false")
-
-
 def read_user_file(name: str) -> str:
     """The text of a data file the user named instead of a source (plain text, or .jsonl with a `text` field)."""
     p = Path(name).expanduser()
@@ -170,8 +165,8 @@ def load_text(name: str, split: str | None = None, *, path: str | Path | None = 
     file, tried = resolve_file(src.files[split], path=path)
     if file is not None:
         return src.reader(file)
-    hub_error = "HF_HUB_OFFLINE is set"
-    if src.hub is not None and not _hub_offline():
+    hub_error = hub.unavailable()
+    if src.hub is not None and hub_error is None:
         try:
             return src.hub(split)
         except Exception as e:  # datasets raises many types (ConnectionError, DatasetNotFoundError, ...)

@@ -13,11 +13,18 @@ from llmprune.errors import LlmpruneError
 from llmprune.graph.nodes import WHOLE, Group
 from llmprune.importance import taylor
 from llmprune.importance.aggregate import aggregate, aggregation
-from llmprune.importance.collect import collect_gradients, collect_input_norms
+from llmprune.importance.collect import collect_input_norms, reduce_gradients
 from llmprune.importance.methods import ParamStats, importance_method
 
-# calibration samples per backward pass for the batch gradient (element2 always goes one sample at a time)
-GRAD_MICRO_BATCH = 8
+# calibration tokens per backward pass for the batch gradient (element2 always goes one sample at a time).
+# LLM-Pruner's 10 x 64 tokens fit in one pass: the gradients are then reduced and freed as they complete and
+# never held whole (holding them between passes would double the memory of the scored weights).
+GRAD_TOKENS = 1024
+
+
+def grad_micro_batch(batches: torch.Tensor) -> int:
+    """Samples per backward pass: as many as fit in GRAD_TOKENS (at least one)."""
+    return max(1, GRAD_TOKENS // batches.shape[1])
 
 
 def score_groups(
@@ -40,46 +47,61 @@ def score_groups(
     missing = [n for n in names if n not in params]
     if missing:
         raise LlmpruneError(f"group members not found in the model: {missing[:3]}")
-    grads: dict[str, torch.Tensor] = {}
-    fishers: dict[str, torch.Tensor] = {}
-    norms: dict[str, torch.Tensor] = {}
-    if spec.needs_gradients:
-        grads, fishers = collect_gradients(
-            model,
-            batches,
-            {n: params[n] for n in names},
-            fisher=spec.needs == "fisher",
-            micro_batch=GRAD_MICRO_BATCH,
-            progress=progress,
-        )
-    if spec.needs == "activations":
-        linears = sorted({n.rsplit(".", 1)[0] for n in names if _is_linear_weight(model, n)})
-        norms = collect_input_norms(model, batches, linears, progress=progress)
     gen = torch.Generator().manual_seed(seed)
-    out: dict[str, torch.Tensor] = {}
+    if spec.needs_gradients:
+        unit = _gradient_unit_scores(model, groups, batches, spec, params, progress)
+    else:
+        norms: dict[str, torch.Tensor] = {}
+        if spec.needs == "activations":
+            linears = sorted({n.rsplit(".", 1)[0] for n in names if _is_linear_weight(model, n)})
+            norms = collect_input_norms(model, batches, linears, progress=progress)
+        unit = {}
+        for group in groups:
+            for k, m in enumerate(group.members):
+                if spec.element is None:  # one random score per unit
+                    unit[group.id, k] = torch.rand(group.units, generator=gen, dtype=torch.float64)
+                    continue
+                stats = ParamStats(in_norm=norms.get(m.module) if m.param == "weight" else None)
+                unit[group.id, k] = _reduce(spec.element(params[m.name].detach(), stats), group, m)
+    return {g.id: aggregate([unit[g.id, k] for k in range(len(g.members))], aggregate_by) for g in groups}
+
+
+def _reduce(elem: torch.Tensor, group: Group, m, signed: bool = False) -> torch.Tensor:
+    """One score per unit of `group` from member `m`'s element scores (|sum| per unit when `signed`)."""
+    return taylor.unit_scores(
+        elem,
+        dim=m.dim,
+        units=group.units if m.dim != WHOLE else 1,
+        unit_size=m.unit_size,
+        offset=m.offset,
+        absolute_after_sum=signed,
+    ).cpu()
+
+
+def _gradient_unit_scores(model, groups, batches, spec, params, progress) -> dict[tuple[str, int], torch.Tensor]:
+    """Per-member unit scores of a gradient method, each parameter reduced as soon as its gradient is final
+    (`reduce_gradients`): only the unit scores outlive the backward pass."""
+    wanted: dict[str, list[tuple[Group, int]]] = {}
     for group in groups:
-        per_member = []
-        for m in group.members:
-            if spec.element is None:  # one random score per unit
-                per_member.append(torch.rand(group.units, generator=gen, dtype=torch.float64))
-                continue
-            stats = ParamStats(
-                grad=grads.get(m.name),
-                fisher=fishers.get(m.name),
-                in_norm=norms.get(m.module) if m.param == "weight" else None,
-            )
-            per_member.append(
-                taylor.unit_scores(
-                    spec.element(params[m.name].detach(), stats),
-                    dim=m.dim,
-                    units=group.units if m.dim != WHOLE else 1,
-                    unit_size=m.unit_size,
-                    offset=m.offset,
-                    absolute_after_sum=spec.signed,
-                ).cpu()
-            )
-        out[group.id] = aggregate(per_member, aggregate_by)
-    return out
+        for k, m in enumerate(group.members):
+            wanted.setdefault(m.name, []).append((group, k))
+    unit: dict[tuple[str, int], torch.Tensor] = {}
+
+    def reduce(name: str, grad: torch.Tensor, fisher: torch.Tensor | None) -> None:
+        elem = spec.element(params[name].detach(), ParamStats(grad=grad, fisher=fisher))
+        for group, k in wanted[name]:
+            unit[group.id, k] = _reduce(elem, group, group.members[k], spec.signed)
+
+    reduce_gradients(
+        model,
+        batches,
+        {n: params[n] for n in sorted(wanted)},
+        reduce,
+        fisher=spec.needs == "fisher",
+        micro_batch=grad_micro_batch(batches),
+        progress=progress,
+    )
+    return unit
 
 
 def _is_linear_weight(model: nn.Module, name: str) -> bool:

@@ -39,13 +39,16 @@ def resolve_device(device: str = "auto") -> torch.device:
     return dev
 
 
-def resolve_dtype(dtype: str | torch.dtype = "auto", device: torch.device | None = None) -> torch.dtype:
-    """`auto` means fp32 on CPU and bf16 on GPU."""
+def resolve_dtype(
+    dtype: str | torch.dtype = "auto", device: torch.device | None = None, stored: torch.dtype | None = None
+) -> torch.dtype:
+    """`auto` means bf16 on GPU; on CPU fp32, or bf16 when the checkpoint is stored in bf16 (`stored`): a
+    bf16 7B model then takes 13.5 GB instead of 27."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":
         dev = device or resolve_device("auto")
-        return torch.bfloat16 if dev.type == "cuda" else torch.float32
+        return torch.bfloat16 if dev.type == "cuda" or stored == torch.bfloat16 else torch.float32
     if dtype not in _DTYPES:
         raise LlmpruneError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPE_NAMES)}")
     return _DTYPES[dtype]
@@ -101,9 +104,17 @@ def model_type_of(spec: str) -> str | None:
     if kind == "hub":
         from transformers import AutoConfig
 
+        from llmprune import hub
+
+        why = hub.unavailable()  # then only the local Hugging Face cache is asked, without retries
         try:
-            return AutoConfig.from_pretrained(loc, trust_remote_code=False).model_type
+            return AutoConfig.from_pretrained(loc, trust_remote_code=False, local_files_only=why is not None).model_type
         except (OSError, ValueError) as e:
+            if why is not None:
+                raise LlmpruneError(
+                    f"model {spec!r} is not in the local Hugging Face cache and the Hub cannot be used ({why}); "
+                    f"download it where the Hub is reachable (`hf download {spec}`) or pass a local folder"
+                ) from e
             raise LlmpruneError(f"could not read the config of {spec!r}: {str(e).splitlines()[0]}") from e
     file = Path(loc) / "config.json"
     try:
@@ -116,6 +127,24 @@ def model_type_of(spec: str) -> str | None:
             "incomplete, copy or download it again"
         )
     return config["model_type"]
+
+
+def stored_dtype(spec: str) -> torch.dtype | None:
+    """The dtype MODEL's weights are stored in, from its config.json (None when unknown or not a folder)."""
+    kind, loc = resolve_model_source(spec)
+    if kind == "alias":
+        from llmprune.models.aliases import alias_dir
+
+        loc = str(alias_dir(loc))
+    file = Path(loc) / "config.json"
+    if kind not in ("alias", "hf_dir", "llmprune") or not file.is_file():
+        return None
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    name = (config.get("dtype") or config.get("torch_dtype")) if isinstance(config, dict) else None
+    return _DTYPES.get(name) if isinstance(name, str) else None
 
 
 def check_family(spec: str):
@@ -143,7 +172,7 @@ def load_model(spec: str, *, dtype: str | torch.dtype = "auto", device: str = "a
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dev = resolve_device(device)
-    dt = resolve_dtype(dtype, dev)
+    dt = resolve_dtype(dtype, dev, stored_dtype(spec) if dtype == "auto" else None)
     kind, loc = resolve_model_source(spec)
     kwargs = {"dtype": dt}
     if attn:

@@ -116,7 +116,9 @@ class PruneConfig(BaseModel):
 
     def calibrations(self) -> list[CalibConfig]:
         """The calibration sets this configuration reads (checked before the model loads)."""
-        return [self.calib, self.reconstruct_calib, self.sequential_calib]
+        if self.engine == "sequential":
+            return [self.calib, self.sequential_calib]
+        return [self.calib, *([self.reconstruct_calib] if self.reconstruct and self.scope == "block" else [])]
 
     @property
     def can_offload(self) -> bool:

@@ -75,10 +75,10 @@ def load_source(data: str) -> tuple[str, list[dict] | str]:
         file, tried = resolve_file(SOURCES["alpaca"].files["train"])
         if file is not None:
             return "alpaca", read_instructions(file)
-        from llmprune.data.sources import _hub_offline
+        from llmprune import hub
 
-        hub_error = "HF_HUB_OFFLINE is set"
-        if not _hub_offline():
+        hub_error = hub.unavailable()
+        if hub_error is None:
             try:
                 from datasets import load_dataset
 

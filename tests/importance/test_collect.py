@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -59,3 +60,58 @@ def test_input_norms_are_l2_over_all_tokens():
     norms = collect_input_norms(m, batches, ["proj"], micro_batch=1, progress=False)
     x = m.emb.weight[batches.flatten()].detach()
     torch.testing.assert_close(norms["proj"], x.pow(2).sum(0).sqrt())
+
+
+@pytest.mark.parametrize(("method", "aggregate_by"), [("element1", "sum"), ("element2", "max"), ("vector", "sum")])
+def test_lean_scores_equal_scores_from_whole_gradients(make_tiny, method, aggregate_by):
+    """Reducing each gradient as soon as it is final gives the scores of keeping every gradient whole."""
+    from llmprune.graph import build_groups
+    from llmprune.graph.nodes import WHOLE
+    from llmprune.importance import taylor
+    from llmprune.importance.aggregate import aggregate
+    from llmprune.importance.methods import ParamStats, importance_method
+    from llmprune.importance.score import GRAD_TOKENS, grad_micro_batch, score_groups
+
+    model = make_tiny("llama", heads=4, kv_heads=2, tie_word_embeddings=True)
+    groups = build_groups(model)
+    batches = torch.randint(0, 128, (GRAD_TOKENS // 64 + 3, 64), generator=torch.Generator().manual_seed(2))
+    assert grad_micro_batch(batches) < batches.shape[0]  # several passes: gradients accumulate in between
+    lean = score_groups(model, groups, batches, method=method, aggregate_by=aggregate_by, progress=False)
+    spec, params = importance_method(method), dict(model.named_parameters())
+    names = sorted({m.name for g in groups for m in g.members})
+    grads, fishers = collect_gradients(
+        model,
+        batches,
+        {n: params[n] for n in names},
+        fisher=method == "element2",
+        micro_batch=grad_micro_batch(batches),
+    )
+    for g in groups:
+        per_member = []
+        for m in g.members:
+            elem = spec.element(params[m.name].detach(), ParamStats(grad=grads[m.name], fisher=fishers.get(m.name)))
+            units = g.units if m.dim != WHOLE else 1
+            per_member.append(
+                taylor.unit_scores(
+                    elem, dim=m.dim, units=units, unit_size=m.unit_size, offset=m.offset, absolute_after_sum=spec.signed
+                )
+            )
+        torch.testing.assert_close(lean[g.id], aggregate(per_member, aggregate_by), rtol=1e-5, atol=0)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_the_last_backward_frees_each_gradient_as_it_completes(make_tiny):
+    """While the last backward pass runs, gradients already reduced are gone (the memory the lean pass saves)."""
+    from llmprune.importance.collect import reduce_gradients
+
+    model = make_tiny("llama", num_hidden_layers=3)
+    params = {n: p for n, p in model.named_parameters() if n.endswith("proj.weight")}
+    alive: list[int] = []
+
+    def reduce(name, grad, fisher):
+        alive.append(sum(p.grad is not None for p in params.values()))
+
+    batches = torch.randint(0, 128, (4, 7), generator=torch.Generator().manual_seed(3))
+    reduce_gradients(model, batches, params, reduce, micro_batch=4, progress=False)
+    assert len(alive) == len(params)
+    assert max(alive) == 1 and min(alive) == 1  # only the gradient being reduced exists at that moment

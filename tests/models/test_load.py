@@ -122,3 +122,17 @@ def test_smollm2_alias_and_gguf_give_identical_models(smollm2):
     assert gguf_tok("The capital of France is")["input_ids"] == ids[0].tolist()
     with torch.no_grad():
         torch.testing.assert_close(gguf_model(input_ids=ids).logits, model(input_ids=ids).logits, rtol=0, atol=0)
+
+
+def test_dtype_auto_keeps_a_bf16_checkpoint_in_bf16_on_the_cpu(tiny_dir):
+    from llmprune.models import load_model
+    from llmprune.models.load import stored_dtype
+
+    fp32 = tiny_dir()
+    bf16 = tiny_dir()
+    model, _ = load_model(str(fp32), device="cpu")
+    model.to(torch.bfloat16).save_pretrained(bf16)
+    assert stored_dtype(str(fp32)) == torch.float32 and stored_dtype(str(bf16)) == torch.bfloat16
+    assert next(load_model(str(bf16), device="cpu")[0].parameters()).dtype == torch.bfloat16
+    assert next(load_model(str(fp32), device="cpu")[0].parameters()).dtype == torch.float32
+    assert next(load_model(str(bf16), dtype="float32", device="cpu")[0].parameters()).dtype == torch.float32
