@@ -25,8 +25,8 @@ from types import FrameType
 
 MARK = ".llmprune-tmp-"
 _PID = re.compile(re.escape(MARK) + r"(\d+)-")
-# names of earlier llmprune versions (mkdtemp suffix of 8 characters, no pid): `.OUT.tmp-x1y2z3w4`
-_LEGACY = re.compile(r"\.(tmp|recovery)-[a-z0-9_]{8}$|\.old-\d+$")
+# folders of earlier llmprune versions: `.OUT.tmp-x1y2z3w4`, `.OUT.recovery-x1y2z3w4` (mkdtemp), `.OUT.old-PID`
+_LEGACY = re.compile(r"\.(tmp|recovery)-[a-z0-9_]{8}$|\.old-(\d+)$")
 OLD = ".old"
 
 _live: dict[Path, None] = {}  # insertion-ordered set of this process's temporaries
@@ -132,7 +132,8 @@ def _stale(entry: Path) -> bool:
     m = _PID.search(entry.name)
     if m:
         return not _alive(int(m.group(1)))
-    return bool(_LEGACY.search(entry.name))
+    legacy = _LEGACY.search(entry.name)  # only folders, as those versions made them
+    return bool(legacy) and entry.is_dir() and not entry.is_symlink() and not (legacy[2] and _alive(int(legacy[2])))
 
 
 def _belongs(entry: str, target: str | None) -> bool:

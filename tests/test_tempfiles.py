@@ -46,10 +46,12 @@ def test_the_sweep_removes_only_stale_temporaries_of_the_target(tmp_path, capsys
     other.mkdir()
     mine = tmp_path / ".out.notes"  # the user's own hidden file
     mine.write_text("keep")
+    lookalike = tmp_path / ".out.tmp-abcdefgh"  # a file, not a folder as earlier versions made
+    lookalike.write_text("keep")
     count, freed = tempfiles.sweep(tmp_path / "out")
     assert count == 3 and freed == 6000
     assert "removed 3 stale temporaries of an interrupted llmprune run next to" in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, mine.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, mine.name, lookalike.name])
     tempfiles.remove(live)
     assert tempfiles.sweep(tmp_path / "out") == (0, 0)
     inside = tmp_path / "rec"
