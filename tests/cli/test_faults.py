@@ -132,6 +132,24 @@ def test_a_real_full_disk(tiny_dir, tiny_text_data, tmp_path, capsys):
         subprocess.run(["umount", str(disk)])
 
 
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("mount") is None, reason="a read-only mount needs root")
+def test_an_unwritable_cache_is_named(tmp_path, monkeypatch):
+    """Item 4: LLMPRUNE_CACHE on a read-only file system (root ignores permission bits, so a real mount)."""
+    from llmprune.errors import LlmpruneError
+    from llmprune.models.cache import cache_subdir
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        monkeypatch.setenv("LLMPRUNE_CACHE", str(ro / "cache"))
+        with pytest.raises(LlmpruneError, match="Read-only file system.*set LLMPRUNE_CACHE to a writable folder"):
+            cache_subdir("gguf")
+    finally:
+        subprocess.run(["umount", str(ro)])
+
+
 def test_damaged_inputs_are_named(tiny_dir, tiny_text_data, tmp_path, capsys, monkeypatch):
     """Item 4: damaged model folders, a bad cache path, a binary calibration file, custom code."""
     src = tiny_dir()
