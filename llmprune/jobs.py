@@ -145,7 +145,8 @@ def _recover_and_merge(model, tok, recipe: Recipe, plan, out: Path, sections: di
     adapter = work / ADAPTER
     try:
         console.print(f"[bold]recovering[/bold] with LoRA r={cfg.lora_r} on {cfg.data}")
-        stats = recover(model, tok, cfg, adapter, progress=progress, base_info={"plan_sha256": plan.digest()})
+        base = {"plan_sha256": plan.digest()}
+        stats = recover(model, tok, cfg, adapter, progress=progress, base_info=base, device=recipe.device)
         sections["recovery"] = stats
         model = merge_lora(model, adapter)
         if recipe.eval:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from llmprune.errors import LlmpruneError
-from llmprune.recovery.lora import ADAPTER_FILES, linear_names, refuse_tied
+from llmprune.recovery.lora import ADAPTER_FILES, linear_names, peft_quietly, refuse_tied
 from llmprune.runfolder import RunFolder
 
 
@@ -73,7 +73,8 @@ def merge_lora(model: nn.Module, adapter_dir: str | Path, *, pruned_dir: str | P
     adapter_dir = Path(adapter_dir).expanduser()
     check_adapter(model, adapter_dir, pruned_dir=pruned_dir)
     try:
-        peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+        with peft_quietly():
+            peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
     except (RuntimeError, ValueError, KeyError) as e:
         first = str(e).strip().splitlines()
         detail = next((line.strip() for line in first if "size mismatch" in line), first[0] if first else "")

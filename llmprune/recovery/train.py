@@ -21,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -134,17 +135,19 @@ def recover(
     teacher: nn.Module | None = None,
     base_info: dict | None = None,
     on_step: Callable[[int, dict], None] | None = None,
+    device: str = "auto",
 ) -> dict:
     """LoRA-train `model` (a pruned model) per `cfg`; write the adapter to `out_dir`; return statistics.
 
     `teacher` (a dense model) overrides `cfg.teacher`; `base_info` is stored in recovery.json (the merge
     step checks it); `on_step(step, stats)` runs after every step and checkpoint (tests use it to stop).
+    `device` (auto, cpu, cuda) is where training runs; the preset of `cfg` (`auto`) follows it.
     Whatever happens, `model` gets its own modules, `requires_grad` flags and train/eval mode back.
     """
     from accelerate import Accelerator
 
-    cfg = recovery_config(cfg)
-    use_cuda = uses_cuda()
+    use_cuda = uses_cuda(device)
+    cfg = recovery_config(cfg).resolve(cuda=use_cuda)
     accelerator = Accelerator(mixed_precision="bf16" if use_cuda else "no", cpu=not use_cuda)
     out_dir = Path(out_dir).expanduser().resolve()
     fingerprint = run_fingerprint(cfg, base_info)
@@ -162,7 +165,10 @@ def recover(
         return done["stats"]
     ckpt = _prepare_out(out_dir, resume, accelerator.is_main_process)
     accum = _split(cfg, accelerator.num_processes)
-    train_rows, val_rows, data_info = build_datasets(tokenizer, cfg)
+    show = progress and accelerator.is_main_process
+    train_rows, val_rows, data_info = build_datasets(tokenizer, cfg, progress=show)
+    if show:
+        tqdm.write(_data_line(cfg, data_info, total_steps(cfg, len(train_rows))), file=sys.stderr)
     if teacher is None and cfg.teacher:
         teacher = Teacher.load(cfg.teacher, model.config.vocab_size, dtype=cfg.dtype, device=accelerator.device)
     elif teacher is not None:
@@ -297,9 +303,26 @@ class _Run:
         }
 
 
-def uses_cuda() -> bool:
-    """Does `recover` train on the GPU (CUDA present, and not forced to the CPU as `accelerate --cpu` does)?"""
+def uses_cuda(device: str = "auto") -> bool:
+    """Does `recover` train on the GPU? `auto`: CUDA present and not forced to the CPU (as `accelerate --cpu`
+    does); `cpu`: no; `cuda[:N]`: yes, or LlmpruneError when there is no CUDA."""
+    if device in ("cpu", "mps"):  # accelerate trains on the CPU unless CUDA is used
+        return False
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise LlmpruneError(f"--device {device}: CUDA is not available here; use --device cpu or auto")
+        return True
+    if device != "auto":
+        raise LlmpruneError(f"--device {device!r}: recovery trains on auto, cpu or cuda")
     return torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true")
+
+
+def _data_line(cfg: RecoveryConfig, info: dict, steps: int) -> str:
+    bounded = " (only what the steps use)" if info.get("bounded_by_steps") else ""
+    return (
+        f"training data: {info['examples']:,} examples{bounded} -> {info['rows']:,} rows of {cfg.cutoff} tokens "
+        f"({info['fill']:.0%} filled); {steps} steps of {cfg.batch_size} rows (preset {cfg.preset})"
+    )
 
 
 def run_fingerprint(cfg: RecoveryConfig, base_info: dict | None) -> dict:
