@@ -52,7 +52,7 @@ def command(
     device: Device = "auto",
 ) -> None:
     """Prune MODEL structurally and save a smaller dense model to --out."""
-    from llmprune.jobs import run_recipe
+    from llmprune.jobs import check_layer_range, run_recipe
     from llmprune.recipes import recipe_from_dict
 
     calib_cfg = {"source": calib, "samples": samples, "seq_len": seq_len, "seed": seed}
@@ -86,6 +86,7 @@ def command(
         flags=CALIB_FLAGS
         | {("reconstruct_calib",): "--reconstruct-samples", ("sequential_calib",): "--sequential-samples"},
     )
+    check_layer_range(model, prune.layers, "--layers")  # from config.json, before the model loads
     recipe = recipe_from_dict(
         {"name": out.name, "model": model, "dtype": dtype, "device": device, "prune": prune.model_dump()},
         source="options",
