@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from llmprune.cli.common import CALIB_FLAGS, Device, Dtype, ModelArg, build_config, option, print_summary
+from llmprune.cli.common import CALIB_FLAGS, SHARED_HELP, Device, Dtype, ModelArg, build_config, option, print_summary
 from llmprune.data.config import CalibConfig
 from llmprune.prune.config import PruneConfig
 
@@ -31,8 +31,8 @@ def command(
     ranking: str = option(PruneConfig, "ranking"),
     calib: str = option(CalibConfig, "source", "--calib", default=CALIB.source),
     samples: int = option(CalibConfig, "samples", "--samples", default=CALIB.samples),
-    seq_len: int = option(CalibConfig, "seq_len", "--seq-len", default=CALIB.seq_len),
-    seed: int = option(CalibConfig, "seed", "--seed", default=CALIB.seed),
+    seq_len: int = option(CalibConfig, "seq_len", "--seq-len", default=CALIB.seq_len, help=SHARED_HELP["--seq-len"]),
+    seed: int = option(CalibConfig, "seed", "--seed", default=CALIB.seed, help=SHARED_HELP["--seed"]),
     round_to: int = option(PruneConfig, "round_to"),
     uniform: bool = option(PruneConfig, "uniform"),
     reconstruct: bool = option(PruneConfig, "reconstruct"),

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from llmprune.cli.common import Device, build_config, option, split_list, table
+from llmprune.cli.common import SHARED_HELP, Device, Dtype, JsonOut, build_config, option, split_list, table
 from llmprune.recovery.config import RecoveryConfig as R
 
 
@@ -22,15 +22,15 @@ def command(
     preset: str = option(R, "preset"),
     steps: int | None = option(R, "steps"),
     epochs: float = option(R, "epochs"),
-    batch_size: int = option(R, "batch_size"),
-    micro_batch_size: int = option(R, "micro_batch_size"),
+    batch_size: int | None = option(R, "batch_size", help=SHARED_HELP["--batch-size"]),
+    micro_batch_size: int | None = option(R, "micro_batch_size"),
     lr: float = option(R, "lr"),
     warmup_steps: int = option(R, "warmup_steps"),
     lora_r: int = option(R, "lora_r"),
     lora_alpha: float = option(R, "lora_alpha"),
     lora_dropout: float = option(R, "lora_dropout"),
     targets: str | None = option(R, "targets", help="comma-separated " + (R.model_fields["targets"].description or "")),
-    cutoff: int = option(R, "cutoff"),
+    cutoff: int | None = option(R, "cutoff"),
     train_on_inputs: bool = option(R, "train_on_inputs"),
     max_examples: int | None = option(R, "max_examples"),
     val_size: int = option(R, "val_size"),
@@ -42,10 +42,10 @@ def command(
     kd_weight: float = option(R, "kd_weight"),
     kd_topk: int | None = option(R, "kd_topk"),
     grad_checkpointing: bool = option(R, "grad_checkpointing"),
-    seed: int = option(R, "seed"),
-    dtype: str = option(R, "dtype"),
+    seed: int = option(R, "seed", help=SHARED_HELP["--seed"]),
+    dtype: Dtype = "auto",
     device: Device = "auto",
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the statistics to this file.")] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Recover accuracy of a pruned model with LoRA; writes the adapter to --out.
 
