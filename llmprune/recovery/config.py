@@ -123,8 +123,9 @@ class RecoveryConfig(BaseModel):
         return self.preset != "auto" and all(getattr(self, k) is not None for k in _SIZED)
 
     def fingerprint(self) -> dict[str, Any]:
-        """The fields that must not change between a run and its resume."""
-        return self.model_dump(exclude={"save_every", "eval_every", "steps", "epochs"})
+        """The fields that must not change between a run and its resume (of a resolved config: the sizes
+        the preset gave count, not the preset's name, so runs from before presets resume too)."""
+        return self.model_dump(exclude={"save_every", "eval_every", "steps", "epochs", "preset"})
 
 
 def recovery_config(data: dict[str, Any] | RecoveryConfig, *, source: str = "recovery") -> RecoveryConfig:

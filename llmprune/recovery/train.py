@@ -153,7 +153,7 @@ def recover(
     fingerprint = run_fingerprint(cfg, base_info)
     if resume and (out_dir / RESULT).is_file() and find_checkpoint(out_dir) is None:
         done = read_result(out_dir)
-        was = run_fingerprint(recovery_config(done.get("config", {})), done.get("base"))
+        was = run_fingerprint(recovery_config(done.get("config", {})).resolve(cuda=use_cuda), done.get("base"))
         changed = sorted(k for k in fingerprint if was.get(k) != fingerprint[k])
         if changed:
             raise LlmpruneError(
