@@ -2,7 +2,7 @@
 
 Batch and row sizes come from a preset sized to the device (`preset: auto` picks `cpu` or `gpu`): `gpu` is
 LLM-Pruner's `post_training.py` (64 rows of 256 tokens per step), `cpu` shows progress within a minute on
-a laptop-class CPU (4 rows of 128 tokens). An explicit `batch_size`, `micro_batch_size` or `cutoff` wins
+a laptop-class CPU (4 rows of 128 tokens, one per pass). An explicit `batch_size`, `micro_batch_size` or `cutoff` wins
 over the preset.
 """
 
@@ -17,7 +17,7 @@ from llmprune.models.options import DTYPE_NAMES
 
 PRESETS: dict[str, dict[str, int]] = {
     "gpu": {"batch_size": 64, "micro_batch_size": 4, "cutoff": 256},  # LLM-Pruner's post_training.py
-    "cpu": {"batch_size": 4, "micro_batch_size": 4, "cutoff": 128},  # a step every few seconds on 2 cores
+    "cpu": {"batch_size": 4, "micro_batch_size": 1, "cutoff": 128},  # the bar moves after every row
 }
 _SIZED = tuple(PRESETS["gpu"])
 
@@ -40,7 +40,7 @@ class RecoveryConfig(BaseModel):
     preset: Literal["auto", "cpu", "gpu"] = Field(
         "auto",
         description="batch and row sizes for the device: gpu (LLM-Pruner: 64 rows of 256 tokens per step), "
-        "cpu (4 rows of 128 tokens), auto (gpu when training on CUDA, else cpu)",
+        "cpu (4 rows of 128 tokens, one row per pass), auto (gpu when training on CUDA, else cpu)",
     )
     batch_size: int | None = Field(
         None,

@@ -225,8 +225,9 @@ class _Run:
         self.model, self.optimizer = accelerator.prepare(peft_model, optimizer)
         self.schedule = RowSchedule(len(rows), cfg.batch_size, cfg.seed)
 
-    def step(self, step: int) -> tuple[torch.Tensor, int]:
-        """One optimizer step; returns (global [loss, ce] per target token, real tokens in the step)."""
+    def step(self, step: int, on_micro: Callable[[int], None] | None = None) -> tuple[torch.Tensor, int]:
+        """One optimizer step; returns (global [loss, ce] per target token, real tokens in the step).
+        `on_micro(rows)` runs after every micro-batch with the rows all processes did in it."""
         acc, cfg = self.acc, self.cfg
         idx = self.schedule.rows(step)
         n_targets = max(self.rows.targets(idx), 1)
@@ -241,6 +242,8 @@ class _Run:
                 loss = combine(s, cfg.kd_weight)
                 acc.backward(loss * (acc.num_processes / n_targets))
             sums += torch.stack([loss.detach().double(), s.ce.detach().double()])
+            if on_micro is not None:
+                on_micro(len(micro) * acc.num_processes)
         if cfg.max_grad_norm > 0:
             acc.clip_grad_norm_(self.params, cfg.max_grad_norm)
         self.optimizer.step()
@@ -263,12 +266,16 @@ class _Run:
                 tqdm.write(f"resuming from {ckpt} at step {start}")
         self.model.train()
         val_history: list[tuple[int, float]] = []
-        bar = tqdm(
-            total=self.steps, initial=start, desc="recover", unit="step", disable=not (progress and acc.is_main_process)
+        bar = tqdm(  # counts rows, so it moves (with an ETA) after every micro-batch, not only every step
+            total=self.steps * cfg.batch_size,
+            initial=start * cfg.batch_size,
+            desc="recover",
+            unit="row",
+            disable=not (progress and acc.is_main_process),
         )
         t0, tokens_run = time.perf_counter(), 0
         for step in range(start, self.steps):
-            sums, step_tokens = self.step(step)
+            sums, step_tokens = self.step(step, on_micro=bar.update)
             tokens_done += step_tokens
             tokens_run += step_tokens
             history.append(round(float(sums[0]), 6))
@@ -276,8 +283,12 @@ class _Run:
             if self.val_rows is not None and cfg.eval_every and done % cfg.eval_every == 0 and done < self.steps:
                 val_history.append((done, validation_loss(self.model, self.val_rows, cfg, acc)))
             tps = tokens_run / max(time.perf_counter() - t0, 1e-9)
-            bar.set_postfix(loss=f"{float(sums[0]):.4f}", ce=f"{float(sums[1]):.4f}", tok_s=f"{tps:,.0f}")
-            bar.update(1)
+            bar.set_postfix(
+                step=f"{done}/{self.steps}",
+                loss=f"{float(sums[0]):.4f}",
+                ce=f"{float(sums[1]):.4f}",
+                tok_s=f"{tps:,.0f}",
+            )
             if cfg.save_every and done % cfg.save_every == 0 and done < self.steps:
                 state = {"step": done, "history": history, "tokens": tokens_done, "world_size": acc.num_processes}
                 save_checkpoint(

@@ -41,16 +41,16 @@ def test_first_fit_rows_equal_the_linear_scan(seed):
 
 def test_presets_fill_only_unset_sizes():
     cpu, gpu = RecoveryConfig().resolve(cuda=False), RecoveryConfig().resolve(cuda=True)
-    assert (cpu.preset, cpu.batch_size, cpu.micro_batch_size, cpu.cutoff) == ("cpu", 4, 4, 128)
+    assert (cpu.preset, cpu.batch_size, cpu.micro_batch_size, cpu.cutoff) == ("cpu", 4, 1, 128)
     assert (gpu.preset, gpu.batch_size, gpu.micro_batch_size, gpu.cutoff) == ("gpu", 64, 4, 256)
     assert RecoveryConfig(preset="gpu").resolve(cuda=False).batch_size == PRESETS["gpu"]["batch_size"]
     mixed = RecoveryConfig(cutoff=64).resolve(cuda=True)
     assert (mixed.batch_size, mixed.cutoff) == (64, 64)
-    assert RecoveryConfig(batch_size=2).resolve(cuda=False).micro_batch_size == 2  # capped at the batch
+    assert RecoveryConfig(batch_size=2).resolve(cuda=True).micro_batch_size == 2  # capped at the batch
     assert RecoveryConfig(micro_batch_size=8).resolve(cuda=False).batch_size == 8
     assert cpu.resolve(cuda=True) == cpu  # decided once
     with pytest.raises(LlmpruneError, match="multiple of micro_batch_size"):
-        RecoveryConfig(batch_size=6).resolve(cuda=False)
+        RecoveryConfig(batch_size=6).resolve(cuda=True)
 
 
 def test_steps_bound_the_examples_prepared(alpaca_file):
