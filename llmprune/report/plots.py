@@ -267,11 +267,13 @@ def plot_metrics(metrics: dict[str, dict], path: Path) -> Path | None:
         if panel == "ppl":
             _grouped_bars(ax, datasets, metrics, lambda m, d: m.get("ppl", {}).get(d))
             values = [v for m in metrics.values() for v in m.get("ppl", {}).values()]
-            if values and max(values) / max(min(values), 1e-9) > 20:
+            log = bool(values) and max(values) / max(min(values), 1e-9) > 20
+            if log:
                 ax.set_yscale("log")
                 ax.set_ylim(top=max(values) * 3)
             else:
                 ax.set_ylim(0, max(values) * 1.15)
+            ax.set_ylabel(f"perplexity ({'log' if log else 'linear'} scale)")
             ax.set_title("perplexity (lower is better)", fontsize=9)
         else:
             labels = tasks + (["mean"] if len(tasks) > 1 else [])
@@ -282,6 +284,7 @@ def plot_metrics(metrics: dict[str, dict], path: Path) -> Path | None:
 
             _grouped_bars(ax, labels, metrics, pick)
             ax.set_ylim(0, 1.08)
+            ax.set_ylabel(f"{panel} (linear scale)")
             ax.set_title(f"zero-shot {panel}", fontsize=9)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)

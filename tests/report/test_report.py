@@ -208,3 +208,23 @@ def test_importance_plot_draws_every_removed_unit_over_the_boxes(monkeypatch, tm
     assert heads_ax.get_ylabel() == "importance (linear scale)"
     caption = "\n".join(t.get_text() for t in figures[0].texts)
     assert "slots" in caption and "3 query heads per KV head" in caption and "log when" in caption
+
+
+def test_metrics_plot_states_its_scales(monkeypatch, tmp_path):
+    from llmprune.report import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    task = {"acc": 0.5, "acc_norm": 0.6}
+    metrics = {"before": {"ppl": {"wikitext2": 10.0}, "tasks": {"t": task}}, "after": {"ppl": {"wikitext2": 500.0}}}
+    plots.plot_metrics(metrics, tmp_path / "m.png")
+    plots.plot_metrics(
+        {"before": {"ppl": {"wikitext2": 10.0}}, "after": {"ppl": {"wikitext2": 12.0}}}, tmp_path / "n.png"
+    )
+    labels = [ax.get_ylabel() for ax in figures[0].axes] + [figures[1].axes[0].get_ylabel()]
+    assert labels == [
+        "perplexity (log scale)",
+        "acc (linear scale)",
+        "acc_norm (linear scale)",
+        "perplexity (linear scale)",
+    ]
