@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -34,9 +35,24 @@ def evaluate_model(model, tokenizer, cfg: EvalConfig, *, progress: bool = True) 
     return evaluate(model, tokenizer, cfg, progress=progress)
 
 
+def check_layer_range(model: str, layers: str | None, name: str = "prune.layers") -> None:
+    """A layer range beyond MODEL's layers fails from config.json, before the model loads (`name` names
+    the option in the error)."""
+    from llmprune.graph.build import parse_layer_range
+    from llmprune.models.load import num_layers_of
+
+    n = num_layers_of(model) if layers is not None else None
+    if n is None:
+        return
+    try:
+        parse_layer_range(layers, n)
+    except LlmpruneError as e:
+        raise LlmpruneError(f"{name}: {e}") from None
+
+
 def check_inputs(recipe: Recipe) -> None:
-    """Fail on a missing model, data file or task file before any expensive step, naming every problem
-    (one line each), not only the first."""
+    """Fail on a missing model, data file or task file, or a bad layer range, before any expensive step,
+    naming every problem (one line each), not only the first."""
     from llmprune.data import load_text
     from llmprune.data.calib import calibration_text
     from llmprune.models.load import check_family, resolve_model_source
@@ -50,6 +66,8 @@ def check_inputs(recipe: Recipe) -> None:
             problems.append(str(e))
 
     check(check_family, recipe.model)  # an unsupported architecture fails before any weights are read
+    if not problems:  # a missing model is named once
+        check(check_layer_range, recipe.model, recipe.prune.layers)
     for source in sorted({c.source for c in recipe.prune.calibrations()}):
         check(calibration_text, source)
     if recipe.recovery is not None:
@@ -111,11 +129,15 @@ def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dic
     else:
         model, tok = load_model(recipe.model, dtype=recipe.dtype, device=recipe.device)
     sections: dict = {"recipe": recipe.model_dump(mode="json"), "model": recipe.model}
+    eval_seconds: float | None = None  # the last evaluation's duration: the next one's estimate
     if recipe.eval and recipe.eval.before and loader is not None:
         console.print("offload: the dense model is never whole in memory, so it is not evaluated (eval.before)")
     elif recipe.eval and recipe.eval.before:
-        console.print("[bold]evaluating the dense model[/bold]")
-        sections["before"] = evaluate_model(model, tok, recipe.eval, progress=progress)
+        from llmprune.eval.reuse import cached_evaluation
+
+        console.print("[bold]evaluating the dense model[/bold] (eval.before; results are cached by model and settings)")
+        run_eval = partial(evaluate_model, model, tok, recipe.eval, progress=progress)
+        sections["before"], eval_seconds = cached_evaluation(model, tok, recipe.eval, run_eval, say=console.print)
     cfg = recipe.prune
     console.print(f"[bold]pruning[/bold] {cfg.ratio:.0%} ({cfg.scope}, engine {cfg.engine})")
     device = next(iter(model.parameters())).device
@@ -128,13 +150,16 @@ def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dic
         f"({result.ratio_removed:.2%}) in {result.seconds:.1f} s"
     )
     if recipe.eval:
-        console.print("[bold]evaluating the pruned model[/bold]")
+        estimate = eval_eta(eval_seconds, result.params_after / max(result.params_before, 1))
+        console.print(f"[bold]evaluating the pruned model[/bold]{estimate}")
+        t_eval = time.perf_counter()
         sections["after"] = evaluate_model(model, tok, recipe.eval, progress=progress)
+        eval_seconds = time.perf_counter() - t_eval
         sections["ppl"] = sections["after"].get("ppl")
     adapter = None
     try:
         if recipe.recovery is not None:
-            model, adapter = _recover_and_merge(model, tok, recipe, result.plan, out, sections, progress)
+            model, adapter = _recover_and_merge(model, tok, recipe, result.plan, out, sections, progress, eval_seconds)
         sections["total_seconds"] = round(time.perf_counter() - t0, 2)
         report = RunReport(**sections)
         with atomic_dir(out, "run", replaces=RUN_KINDS) as tmp:
@@ -151,7 +176,16 @@ def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dic
     return report.to_json()
 
 
-def _recover_and_merge(model, tok, recipe: Recipe, plan, out: Path, sections: dict, progress: bool):
+def eval_eta(seconds: float | None, scale: float = 1.0) -> str:
+    """' (about N s, ...)' from an earlier evaluation's time scaled by the parameter ratio; '' without one."""
+    if not seconds:
+        return ""
+    return f" (about {seconds * scale:.0f} s, from the previous evaluation)"
+
+
+def _recover_and_merge(
+    model, tok, recipe: Recipe, plan, out: Path, sections: dict, progress: bool, eval_seconds: float | None
+):
     """LoRA-train the pruned model in a scratch folder next to `out`, merge, evaluate; returns (model, adapter)."""
     from llmprune.recovery import merge_lora, recover
 
@@ -161,11 +195,12 @@ def _recover_and_merge(model, tok, recipe: Recipe, plan, out: Path, sections: di
     adapter = work / ADAPTER
     try:
         console.print(f"[bold]recovering[/bold] with LoRA r={cfg.lora_r} on {cfg.data}")
-        stats = recover(model, tok, cfg, adapter, progress=progress, base_info={"plan_sha256": plan.digest()})
+        base = {"plan_sha256": plan.digest()}
+        stats = recover(model, tok, cfg, adapter, progress=progress, base_info=base, device=recipe.device)
         sections["recovery"] = stats
         model = merge_lora(model, adapter)
         if recipe.eval:
-            console.print("[bold]evaluating the recovered model[/bold]")
+            console.print(f"[bold]evaluating the recovered model[/bold]{eval_eta(eval_seconds)}")
             sections["recovered"] = evaluate_model(model, tok, recipe.eval, progress=progress)
             sections["ppl_recovered"] = sections["recovered"].get("ppl")
     except BaseException:

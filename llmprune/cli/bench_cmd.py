@@ -5,12 +5,11 @@ Every measurement option fills a field of `llmprune.perf.config.BenchConfig` (de
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from llmprune.cli.common import ModelArg, build_config, console, option, split_list, table, write_json
+from llmprune.cli.common import JsonOut, ModelArg, build_config, console, option, split_list, table, write_json
 from llmprune.errors import LlmpruneError
 from llmprune.perf.config import BenchConfig
 from llmprune.perf.table import bench_rows
@@ -28,7 +27,7 @@ def command(
     batch_sizes: str = option(BenchConfig, "batch_sizes", help="comma-separated batch sizes"),
     repeats: int = option(BenchConfig, "repeats"),
     memory: bool = option(BenchConfig, "memory"),
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON to this file.")] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Benchmark MODEL: parameters, bytes on disk, peak memory, prefill latency, decode tokens/s."""
     from llmprune.perf.bench import bench
@@ -59,7 +58,8 @@ def command(
     title = f"bench: {result['device_name']}, {threads} thread{'s' * (threads != 1)}, {result['config']['dtype']}"
     table(title, columns, bench_rows(result))
     console.print(
-        f"median of {cfg.repeats} runs, prompt {cfg.prompt_len} tokens, {cfg.new_tokens} new tokens; "
+        f"median of {cfg.repeats} runs, prompt {cfg.prompt_len} tokens, {cfg.new_tokens} new tokens; decode tokens/s "
+        "at batch B counts the tokens of all B sequences; "
         f"{result['seconds']:.0f} s"
     )
     write_json(json_out, result)

@@ -53,10 +53,29 @@ def build_config(cfg: type[T], data: dict, *, flags: Mapping[tuple, str] | None 
     return validate_config(cfg, data, what="options", name=name, show_input=True)
 
 
-# Arguments and options that several commands take (same name, same meaning, same help).
+# Arguments and options that several commands take: one name, one meaning, one help (tests/cli/test_vocabulary.py).
 ModelArg = Annotated[str, typer.Argument(help="Hub id, local folder, .gguf file, llmprune folder or smollm2-135m.")]
 Dtype = Annotated[str, typer.Option(help=_help(Recipe.model_fields["dtype"].description))]
 Device = Annotated[str, typer.Option(help=_help(Recipe.model_fields["device"].description))]
+JsonOut = Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON to this file.")]
+# The help of shared options whose config fields live in different configs: one text for every command.
+SHARED_HELP = {
+    "--seed": "seed of everything random the command does (prune, sparsify: the calibration windows; "
+    "recover: data order, LoRA init, dropout)",
+    "--seq-len": "tokens per window (prune, sparsify: calibration windows; eval: perplexity windows)",
+    "--batch-size": "sequences per batch (eval: windows or zero-shot requests per forward pass; recover: rows per "
+    "optimizer step, all processes together, run in passes of --micro-batch-size; default from --preset)",
+}
+# Shared options whose default is the command's reference method's, on purpose, and why.
+COMMAND_DEFAULTS = {
+    "--calib": "calibration of the command's method: LLM-Pruner (prune) or Wanda (sparsify)",
+    "--samples": "calibration of the command's method: LLM-Pruner (prune) or Wanda (sparsify)",
+    "--seq-len": "windows of the command's method: LLM-Pruner calibration (prune), Wanda (sparsify), perplexity (eval)",
+    "--seed": "LLM-Pruner's recovery seed (recover: 42); calibration windows: 0",
+    "--batch-size": "recover: from --preset (cpu 4, gpu 64 rows); eval: 8 windows",
+}
+# Shared options whose help names what the command writes there (one meaning: the command's output folder).
+OWN_HELP = {"--out"}
 CALIB_FLAGS = {("calib", "source"): "--calib", ("calib", "samples"): "--samples", ("calib", "seq_len"): "--seq-len"}
 CALIB_FLAGS |= {("calib", "seed"): "--seed"}
 

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from llmprune.cli.common import Device, Dtype, ModelArg, build_config, option, split_list, table, write_json
+from llmprune.cli.common import (
+    SHARED_HELP,
+    Device,
+    Dtype,
+    JsonOut,
+    ModelArg,
+    build_config,
+    option,
+    split_list,
+    table,
+    write_json,
+)
 from llmprune.eval.config import EvalConfig
 
 
@@ -29,15 +37,15 @@ def command(
         EvalConfig, "tasks", default=None, help="comma-separated " + EvalConfig.model_fields["tasks"].description
     ),
     limit: int | None = option(EvalConfig, "limit"),
-    seq_len: int = option(EvalConfig, "seq_len"),
+    seq_len: int = option(EvalConfig, "seq_len", help=SHARED_HELP["--seq-len"]),
     max_windows: int | None = option(EvalConfig, "max_windows"),
-    batch_size: int = option(EvalConfig, "batch_size"),
+    batch_size: int = option(EvalConfig, "batch_size", help=SHARED_HELP["--batch-size"]),
     scorer: str = option(EvalConfig, "scorer"),
     split: str = option(EvalConfig, "split"),
     cache: Path | None = option(EvalConfig, "cache"),
     dtype: Dtype = "auto",
     device: Device = "auto",
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON to this file.")] = None,
+    json_out: JsonOut = None,
 ) -> None:
     """Evaluate MODEL: perplexity on WikiText-2 / PTB and zero-shot multiple-choice accuracy (lm-eval)."""
     from llmprune.data import load_text

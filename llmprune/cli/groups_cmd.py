@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from llmprune.arch import ROLES
-from llmprune.cli.common import ModelArg, console, split_list, table, write_json
+from llmprune.cli.common import JsonOut, ModelArg, console, option, split_list, table, write_json
+from llmprune.prune.config import PruneConfig
 
 
 def command(
     model: ModelArg,
-    layers: Annotated[
-        str | None, typer.Option(help="Inclusive, 0-based layer range A-B (e.g. 4-29); default: every layer.")
-    ] = None,
+    layers: str | None = option(PruneConfig, "layers"),
     kind: Annotated[
         str | None,
         typer.Option(
             help="Comma-separated group kinds: attn_head, kv_group, mlp_channel, layer, hidden (default: all)."
         ),
     ] = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write every group and a header to this file.")
-    ] = None,
+    json_out: JsonOut = None,
     verify: Annotated[
         bool, typer.Option(help="Cross-check the groups against torch-pruning's traced dependency graph.")
     ] = True,
@@ -54,7 +50,11 @@ def command(
             f"verified against torch-pruning's trace: {checked.groups} groups, {checked.queries} queries, "
             f"{checked.seconds:.2f} s"
         )
-    console.print(f"{len(groups)} groups in {time.perf_counter() - t0:.2f} s")
+    units = sum(g.units for g in groups)
+    console.print(
+        f"{len(groups)} groups (one per kind and layer, plus hidden) holding {units:,} prunable units "
+        f"(heads, channels, layers) in {time.perf_counter() - t0:.2f} s"
+    )
     header = {"model": model, **lay.header(), "selected_layers": [ids[0], ids[-1]], "kinds": sorted(kinds)}
     header["verified"] = checked.__dict__ if checked else False
     write_json(json_out, {**header, "groups": [g.to_dict() for g in groups]})

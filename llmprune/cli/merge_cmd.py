@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
+from llmprune.cli.common import Dtype
+
 
 def command(
     pruned_dir: Annotated[Path, typer.Argument(help="The pruned model folder the adapter was trained on.")],
     lora_dir: Annotated[Path, typer.Argument(help="Adapter folder written by `llmprune recover`.")],
     out: Annotated[Path, typer.Option(help="Output folder for the merged model (same format as pruned).")],
-    dtype: Annotated[str, typer.Option(help="Merge and save in float32 or bfloat16.")] = "float32",
+    dtype: Dtype = "auto",
 ) -> None:
     """Merge LORA_DIR into PRUNED_DIR and save a standalone model (loads without peft)."""
     from llmprune.cli.common import console

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from llmprune.cli.common import CALIB_FLAGS, Device, Dtype, ModelArg, build_config, option, print_summary
+from llmprune.cli.common import CALIB_FLAGS, SHARED_HELP, Device, Dtype, ModelArg, build_config, option, print_summary
 from llmprune.data.config import CalibConfig
 from llmprune.prune.config import PruneConfig
 
@@ -31,8 +31,8 @@ def command(
     ranking: str = option(PruneConfig, "ranking"),
     calib: str = option(CalibConfig, "source", "--calib", default=CALIB.source),
     samples: int = option(CalibConfig, "samples", "--samples", default=CALIB.samples),
-    seq_len: int = option(CalibConfig, "seq_len", "--seq-len", default=CALIB.seq_len),
-    seed: int = option(CalibConfig, "seed", "--seed", default=CALIB.seed),
+    seq_len: int = option(CalibConfig, "seq_len", "--seq-len", default=CALIB.seq_len, help=SHARED_HELP["--seq-len"]),
+    seed: int = option(CalibConfig, "seed", "--seed", default=CALIB.seed, help=SHARED_HELP["--seed"]),
     round_to: int = option(PruneConfig, "round_to"),
     uniform: bool = option(PruneConfig, "uniform"),
     reconstruct: bool = option(PruneConfig, "reconstruct"),
@@ -52,7 +52,7 @@ def command(
     device: Device = "auto",
 ) -> None:
     """Prune MODEL structurally and save a smaller dense model to --out."""
-    from llmprune.jobs import run_recipe
+    from llmprune.jobs import check_layer_range, run_recipe
     from llmprune.recipes import recipe_from_dict
 
     calib_cfg = {"source": calib, "samples": samples, "seq_len": seq_len, "seed": seed}
@@ -86,6 +86,7 @@ def command(
         flags=CALIB_FLAGS
         | {("reconstruct_calib",): "--reconstruct-samples", ("sequential_calib",): "--sequential-samples"},
     )
+    check_layer_range(model, prune.layers, "--layers")  # from config.json, before the model loads
     recipe = recipe_from_dict(
         {"name": out.name, "model": model, "dtype": dtype, "device": device, "prune": prune.model_dump()},
         source="options",

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from llmprune.cli.common import build_config, option, split_list, table
+from llmprune.cli.common import SHARED_HELP, Device, Dtype, JsonOut, build_config, option, split_list, table
 from llmprune.recovery.config import RecoveryConfig as R
 
 
@@ -19,17 +19,18 @@ def command(
     pruned_dir: Annotated[str, typer.Argument(help="Pruned model folder (or any model llmprune loads).")],
     out: Annotated[Path, typer.Option(help="Output folder for the LoRA adapter and checkpoints.")],
     data: str = option(R, "data"),
+    preset: str = option(R, "preset"),
     steps: int | None = option(R, "steps"),
     epochs: float = option(R, "epochs"),
-    batch_size: int = option(R, "batch_size"),
-    micro_batch_size: int = option(R, "micro_batch_size"),
+    batch_size: int | None = option(R, "batch_size", help=SHARED_HELP["--batch-size"]),
+    micro_batch_size: int | None = option(R, "micro_batch_size"),
     lr: float = option(R, "lr"),
     warmup_steps: int = option(R, "warmup_steps"),
     lora_r: int = option(R, "lora_r"),
     lora_alpha: float = option(R, "lora_alpha"),
     lora_dropout: float = option(R, "lora_dropout"),
     targets: str | None = option(R, "targets", help="comma-separated " + (R.model_fields["targets"].description or "")),
-    cutoff: int = option(R, "cutoff"),
+    cutoff: int | None = option(R, "cutoff"),
     train_on_inputs: bool = option(R, "train_on_inputs"),
     max_examples: int | None = option(R, "max_examples"),
     val_size: int = option(R, "val_size"),
@@ -41,11 +42,16 @@ def command(
     kd_weight: float = option(R, "kd_weight"),
     kd_topk: int | None = option(R, "kd_topk"),
     grad_checkpointing: bool = option(R, "grad_checkpointing"),
-    seed: int = option(R, "seed"),
-    dtype: str = option(R, "dtype"),
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the statistics to this file.")] = None,
+    seed: int = option(R, "seed", help=SHARED_HELP["--seed"]),
+    dtype: Dtype = "auto",
+    device: Device = "auto",
+    json_out: JsonOut = None,
 ) -> None:
-    """Recover accuracy of a pruned model with LoRA (LLM-Pruner defaults); writes the adapter to --out."""
+    """Recover accuracy of a pruned model with LoRA; writes the adapter to --out.
+
+    Batch sizes and row length follow --preset: on a CPU 4 rows of 128 tokens per step, on a GPU LLM-Pruner's
+    64 rows of 256 tokens (`--preset gpu` anywhere for LLM-Pruner's setting).
+    """
     import torch
     from accelerate import PartialState
 
@@ -60,6 +66,7 @@ def command(
         R,
         {
             "data": data,
+            "preset": preset,
             "steps": steps,
             "epochs": epochs,
             "batch_size": batch_size,
@@ -87,11 +94,11 @@ def command(
     )
     load_source(cfg.data)  # a missing or malformed data file fails before the model loads
     # loaded on the CPU (recover moves it to the accelerator's device); `auto` follows the training device
-    device = torch.device("cuda" if uses_cuda() else "cpu")  # (PartialState here would pre-empt recover's Accelerator)
-    model, tok = load_model(pruned_dir, dtype=resolve_dtype(cfg.dtype, device), device="cpu")
+    train_on = torch.device("cuda" if uses_cuda(device) else "cpu")  # (PartialState would pre-empt recover's)
+    model, tok = load_model(pruned_dir, dtype=resolve_dtype(cfg.dtype, train_on), device="cpu")
     folder = RunFolder(pruned_dir)
     base = {"pruned_dir": str(folder.path.resolve()), "plan_sha256": folder.plan_digest()}
-    stats = recover(model, tok, cfg, out, resume=resume, base_info=base)
+    stats = recover(model, tok, cfg, out, resume=resume, base_info=base, device=device)
     if not PartialState().is_main_process:
         return
     write_json(json_out, stats)

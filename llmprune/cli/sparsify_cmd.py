@@ -14,14 +14,16 @@ import typer
 
 from llmprune.cli.common import (
     CALIB_FLAGS,
+    SHARED_HELP,
     Device,
     Dtype,
+    JsonOut,
     ModelArg,
     build_config,
     console,
     option,
-    print_json,
     table,
+    write_json,
 )
 from llmprune.data.config import CalibConfig
 from llmprune.sparsify.config import WANDA_CALIB, SparsifyConfig
@@ -35,17 +37,19 @@ def command(
     pattern: str | None = option(SparsifyConfig, "pattern"),
     calib: str = option(CalibConfig, "source", "--calib", default=WANDA_CALIB["source"]),
     samples: int = option(CalibConfig, "samples", "--samples", default=WANDA_CALIB["samples"]),
-    seq_len: int = option(CalibConfig, "seq_len", "--seq-len", default=WANDA_CALIB["seq_len"]),
-    seed: int = option(CalibConfig, "seed", "--seed", default=WANDA_CALIB["seed"]),
+    seq_len: int = option(
+        CalibConfig, "seq_len", "--seq-len", default=WANDA_CALIB["seq_len"], help=SHARED_HELP["--seq-len"]
+    ),
+    seed: int = option(CalibConfig, "seed", "--seed", default=WANDA_CALIB["seed"], help=SHARED_HELP["--seed"]),
     sequential: bool = option(SparsifyConfig, "sequential", "--sequential/--one-shot"),
     dtype: Dtype = "auto",
     device: Device = "auto",
-    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of a table.")] = False,
+    json_out: JsonOut = None,
 ) -> None:
     """Zero weights of MODEL's decoder Linear layers (magnitude, Wanda or torch.nn.utils.prune) and save it."""
     import time
 
-    from llmprune.fsutil import prepare_output
+    from llmprune.fsutil import check_writable_parent, prepare_output
     from llmprune.models.load import check_family, load_model
     from llmprune.sparsify import save_sparse, sparsify_
 
@@ -61,15 +65,14 @@ def command(
         flags=CALIB_FLAGS,
     )
     prepare_output(out, ("sparse",))
+    if json_out is not None:
+        check_writable_parent(json_out)
     check_family(model)  # a bad MODEL or an unsupported architecture fails before anything is loaded
     t0 = time.perf_counter()
     m, tok = load_model(model, dtype=dtype, device=device)
     report = {"model": model, **sparsify_(m, config, tok)}
     report["total_seconds"] = round(time.perf_counter() - t0, 2)
     save_sparse(m, tok, out, report)
-    if json_out:
-        print_json(report)
-        return
     achieved = report["achieved"]
     shorts = [k for k in achieved["layers"][0] if k not in ("layer", "total")]
     rows = [[r["layer"], *(f"{r[s]:.3f}" for s in shorts), f"{r['total']:.4f}"] for r in achieved["layers"]]
@@ -77,3 +80,4 @@ def command(
     title = f"{method} sparsity {config.target:g}{' ' + pattern if pattern else ''} ({report['seconds']:.1f} s)"
     table(title, ["layer", *(s.removesuffix("_proj") for s in shorts), "total"], rows)
     console.print(f"wrote {out}")
+    write_json(json_out, report)

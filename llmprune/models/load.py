@@ -147,6 +147,33 @@ def stored_dtype(spec: str) -> torch.dtype | None:
     return _DTYPES.get(name) if isinstance(name, str) else None
 
 
+def num_layers_of(spec: str) -> int | None:
+    """MODEL's decoder layer count from its config alone (no weights); None when no config is at hand (a
+    GGUF file, an alias not converted yet, a hub model that cannot be reached)."""
+    kind, loc = resolve_model_source(spec)
+    if kind == "gguf":
+        return None
+    if kind == "hub":
+        from transformers import AutoConfig
+
+        try:
+            config = AutoConfig.from_pretrained(loc).to_dict()
+        except (OSError, ValueError):
+            return None
+    else:
+        from llmprune.models.aliases import alias_dir
+
+        file = (alias_dir(loc) if kind == "alias" else Path(loc)) / "config.json"
+        try:
+            config = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+    if not isinstance(config, dict):
+        return None
+    n = config.get("num_hidden_layers", (config.get("text_config") or {}).get("num_hidden_layers"))
+    return n if isinstance(n, int) and not isinstance(n, bool) else None
+
+
 def check_family(spec: str):
     """The family (`llmprune.arch.Family`) of MODEL, checked before any weights are read: an unsupported
     architecture fails here, naming the supported ones."""

@@ -37,7 +37,8 @@ def bench_rows(result: dict) -> list[list[str]]:
                 f"{_fmt_ratio(r['prefill_s'][bs])} ({_fmt_ratio(r['prefill_speedup'][bs], 'x faster')})",
             ]
     for bs in m["decode_tokens_per_s"]:
-        out.append([f"decode tokens/s b{bs}", f"{m['decode_tokens_per_s'][bs]:.1f}"])
+        whole = f" (all {bs} sequences)" if int(bs) > 1 else ""  # the batch's tokens together, not one sequence's
+        out.append([f"decode tokens/s b{bs}{whole}", f"{m['decode_tokens_per_s'][bs]:.1f}"])
         if b is not None:
             out[-1] += [f"{b['decode_tokens_per_s'][bs]:.1f}", _fmt_ratio(r["decode_speedup"][bs], "x speedup")]
     return out

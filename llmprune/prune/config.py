@@ -47,7 +47,7 @@ class PruneConfig(BaseModel):
     )
     importance: str = Field("element1", description=f"importance method: {', '.join(IMPORTANCE)}")
     aggregate: str = Field("sum", description=f"group aggregation: {', '.join(AGGREGATIONS)}")
-    layers: str | None = Field(None, description="inclusive layer range A-B to prune (default: all layers)")
+    layers: str | None = Field(None, description="inclusive, 0-based layer range A-B (e.g. 4-29); default: every layer")
     ranking: Literal["layer", "global"] = Field(
         "global", description="layer: same fraction in every layer of the range; global: rank units across layers"
     )

@@ -19,6 +19,7 @@ from llmprune.errors import LlmpruneError
 from llmprune.recovery.config import RecoveryConfig
 
 IGNORE = -100
+TOKENISE_CHUNKS = (32, 1024)  # Alpaca records per tokenizer call: the first, doubling up to the last
 
 
 @dataclass
@@ -146,26 +147,46 @@ def text_examples(text: str, tokenizer, cfg: RecoveryConfig) -> list[Example]:
     return [Example(row, list(row)) for row in rows]
 
 
-def pack(examples: list[Example], cutoff: int, pad_id: int) -> Rows:
-    """First-fit-decreasing packing into rows of `cutoff` tokens (deterministic).
+def first_fit_rows(lengths: list[int], cutoff: int) -> list[list[int]]:
+    """First-fit-decreasing: indices of `lengths` grouped into rows holding at most `cutoff` tokens.
 
-        Positions restart at 0 per example; the first token of every example gets no loss (nothing precedes
-        it), exactly as when it is trained alone. Unfilled tails hold `pad_id`, no labels, and form a segment
+    Longest first (ties by index); each goes to the first row with room. A max-tree over the rows' free
+    space finds that row in O(log n), so 50k Alpaca examples pack in about a second (a linear scan of the
+    rows took minutes); the rows are exactly those of the scan.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    size = 1
+    while size < len(lengths):
+        size *= 2
+    free = [cutoff] * (2 * size)  # free[node]: the most free space of any row under node (unopened: cutoff)
+    rows: list[list[int]] = []
+    for i in order:
+        n = lengths[i]
+        if n > cutoff:
+            raise ValueError(f"an example of {n} tokens does not fit a row of {cutoff}")
+        node = 1
+        while node < size:  # leftmost leaf with room
+            node = 2 * node if free[2 * node] >= n else 2 * node + 1
+        r = node - size
+        if r == len(rows):
+            rows.append([])
+        rows[r].append(i)
+        free[node] -= n
+        node //= 2
+        while node:
+            free[node] = max(free[2 * node], free[2 * node + 1])
+            node //= 2
+    return rows
+
+
+def pack(examples: list[Example], cutoff: int, pad_id: int) -> Rows:
+    """First-fit-decreasing packing into rows of `cutoff` tokens (deterministic, `first_fit_rows`).
+
+    Positions restart at 0 per example; the first token of every example gets no loss (nothing precedes
+    it), exactly as when it is trained alone. Unfilled tails hold `pad_id`, no labels, and form a segment
     of their own (positions 0, 1, ...), so they cannot affect the real tokens.
     """
-    order = sorted(range(len(examples)), key=lambda i: (-len(examples[i].ids), i))
-    rows: list[list[int]] = []
-    space: list[int] = []
-    for i in order:
-        n = len(examples[i].ids)
-        for r, free in enumerate(space):  # examples sorted by length: few rows have room, scan is short
-            if free >= n:
-                rows[r].append(i)
-                space[r] -= n
-                break
-        else:
-            rows.append([i])
-            space.append(cutoff - n)
+    rows = first_fit_rows([len(ex.ids) for ex in examples], cutoff)
     ids = torch.full((len(rows), cutoff), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), cutoff), IGNORE, dtype=torch.long)
     pos = torch.zeros((len(rows), cutoff), dtype=torch.long)
@@ -185,18 +206,53 @@ def pack(examples: list[Example], cutoff: int, pad_id: int) -> Rows:
     return Rows(ids, labels, pos, lengths, len(examples))
 
 
-def build_datasets(tokenizer, cfg: RecoveryConfig) -> tuple[Rows, Rows | None, dict]:
-    """(train rows, validation rows or None, info). The split is seeded and taken before packing."""
+def _tokenised_alpaca(records: list[dict], tokenizer, cfg: RecoveryConfig, tokens: int | None, progress: bool):
+    """Examples of `records` in order, tokenised in chunks (with a progress bar); stops once the examples
+    after the first `val_size` hold `tokens` tokens (None: all of them)."""
+    from tqdm.auto import tqdm
+
+    out: list[Example] = []
+    have = 0
+    bar = tqdm(total=len(records), desc="tokenising", unit="example", disable=not progress, leave=False)
+    size, start = TOKENISE_CHUNKS[0], 0
+    try:
+        while start < len(records):
+            chunk = alpaca_examples(records[start : start + size], tokenizer, cfg)
+            start, size = start + size, min(2 * size, TOKENISE_CHUNKS[1])
+            out += chunk
+            have += sum(len(ex.ids) for ex in out[max(cfg.val_size, len(out) - len(chunk)) :])
+            bar.update(len(chunk))
+            if tokens is not None and have >= tokens:
+                break
+    finally:
+        bar.close()
+    return out
+
+
+def build_datasets(tokenizer, cfg: RecoveryConfig, *, progress: bool = False) -> tuple[Rows, Rows | None, dict]:
+    """(train rows, validation rows or None, info). The split is seeded and taken before packing.
+
+    With `steps`, Alpaca records are tokenised only until the training examples fill the rows those
+    steps take (`steps x batch_size` rows of `cutoff` tokens), so `--steps 10` does not prepare 50k examples.
+    """
+    if not cfg.resolved:
+        cfg = cfg.resolve(cuda=torch.cuda.is_available())
     kind, payload = load_source(cfg.data)
+    limit = cfg.max_examples + cfg.val_size if cfg.max_examples is not None else None
+    bounded = False
     if kind == "alpaca":
         if not payload:
             raise LlmpruneError(f"{cfg.data}: no records; give a non-empty Alpaca file")
-        examples = alpaca_examples(payload, tokenizer, cfg)
+        records = list(payload)
+        random.Random(cfg.seed).shuffle(records)  # the permutation shuffling the examples would make
+        records = records[:limit]
+        tokens = cfg.steps * cfg.batch_size * cfg.cutoff if cfg.steps is not None else None
+        examples = _tokenised_alpaca(records, tokenizer, cfg, tokens, progress)
+        bounded = len(examples) < len(records)
     else:
         examples = text_examples(payload, tokenizer, cfg)
-    random.Random(cfg.seed).shuffle(examples)
-    if cfg.max_examples is not None:
-        examples = examples[: cfg.max_examples + cfg.val_size]
+        random.Random(cfg.seed).shuffle(examples)
+        examples = examples[:limit]
     if cfg.val_size >= len(examples):
         raise LlmpruneError(f"--val-size {cfg.val_size} leaves no training examples (only {len(examples)}); lower it")
     val, train = examples[: cfg.val_size], examples[cfg.val_size :]
@@ -210,5 +266,6 @@ def build_datasets(tokenizer, cfg: RecoveryConfig) -> tuple[Rows, Rows | None, d
         "rows": len(train_rows),
         "fill": round(train_rows.fill, 4),
         "tokens": int(train_rows.lengths.sum()),
+        "bounded_by_steps": bounded,
     }
     return train_rows, val_rows, info

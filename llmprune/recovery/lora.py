@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator
 
 from torch import nn
 
@@ -82,4 +84,14 @@ def attach_lora(model: nn.Module, cfg: RecoveryConfig) -> nn.Module:
 
     targets = lora_targets(model, cfg)
     check_targets(model, targets)
-    return get_peft_model(model, lora_config(cfg, targets))
+    with peft_quietly():
+        return get_peft_model(model, lora_config(cfg, targets))
+
+
+@contextlib.contextmanager
+def peft_quietly() -> Iterator[None]:
+    """Hide transformers' FutureWarning about `is_gradient_checkpointing`, which peft reads when it wraps
+    a model: a deprecation inside the libraries, nothing the user can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from llmprune.errors import LlmpruneError
-from llmprune.recovery.lora import ADAPTER_FILES, linear_names, refuse_tied
+from llmprune.recovery.lora import ADAPTER_FILES, linear_names, peft_quietly, refuse_tied
 from llmprune.runfolder import RunFolder
 
 
@@ -76,7 +76,8 @@ def merge_lora(model: nn.Module, adapter_dir: str | Path, *, pruned_dir: str | P
     check_adapter(model, adapter_dir, pruned_dir=pruned_dir)
     check_safetensors(adapter_dir / "adapter_model.safetensors", "the adapter is damaged; train it again")
     try:
-        peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+        with peft_quietly():
+            peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
     except (RuntimeError, ValueError, KeyError) as e:
         first = str(e).strip().splitlines()
         detail = next((line.strip() for line in first if "size mismatch" in line), first[0] if first else "")

@@ -20,6 +20,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -164,23 +165,25 @@ def recover(
     teacher: nn.Module | None = None,
     base_info: dict | None = None,
     on_step: Callable[[int, dict], None] | None = None,
+    device: str = "auto",
 ) -> dict:
     """LoRA-train `model` (a pruned model) per `cfg`; write the adapter to `out_dir`; return statistics.
 
     `teacher` (a dense model) overrides `cfg.teacher`; `base_info` is stored in recovery.json (the merge
     step checks it); `on_step(step, stats)` runs after every step and checkpoint (tests use it to stop).
+    `device` (auto, cpu, cuda) is where training runs; the preset of `cfg` (`auto`) follows it.
     Whatever happens, `model` gets its own modules, `requires_grad` flags and train/eval mode back.
     """
     from accelerate import Accelerator
 
-    cfg = recovery_config(cfg)
-    use_cuda = uses_cuda()
+    use_cuda = uses_cuda(device)
+    cfg = recovery_config(cfg).resolve(cuda=use_cuda)
     accelerator = Accelerator(mixed_precision="bf16" if use_cuda else "no", cpu=not use_cuda)
     out_dir = Path(out_dir).expanduser().resolve()
     fingerprint = run_fingerprint(cfg, base_info)
     if resume and (out_dir / RESULT).is_file() and _owned_recovery(out_dir) is None:
         done = read_result(out_dir)
-        was = run_fingerprint(recovery_config(done.get("config", {})), done.get("base"))
+        was = run_fingerprint(recovery_config(done.get("config", {})).resolve(cuda=use_cuda), done.get("base"))
         changed = sorted(k for k in fingerprint if was.get(k) != fingerprint[k])
         if changed:
             raise LlmpruneError(
@@ -192,7 +195,10 @@ def recover(
         return done["stats"]
     ckpt = _prepare_out(out_dir, resume, accelerator.is_main_process)
     accum = _split(cfg, accelerator.num_processes)
-    train_rows, val_rows, data_info = build_datasets(tokenizer, cfg)
+    show = progress and accelerator.is_main_process
+    train_rows, val_rows, data_info = build_datasets(tokenizer, cfg, progress=show)
+    if show:
+        tqdm.write(_data_line(cfg, data_info, total_steps(cfg, len(train_rows))), file=sys.stderr)
     if teacher is None and cfg.teacher:
         teacher = Teacher.load(cfg.teacher, model.config.vocab_size, dtype=cfg.dtype, device=accelerator.device)
     elif teacher is not None:
@@ -249,8 +255,9 @@ class _Run:
         self.model, self.optimizer = accelerator.prepare(peft_model, optimizer)
         self.schedule = RowSchedule(len(rows), cfg.batch_size, cfg.seed)
 
-    def step(self, step: int) -> tuple[torch.Tensor, int]:
-        """One optimizer step; returns (global [loss, ce] per target token, real tokens in the step)."""
+    def step(self, step: int, on_micro: Callable[[int], None] | None = None) -> tuple[torch.Tensor, int]:
+        """One optimizer step; returns (global [loss, ce] per target token, real tokens in the step).
+        `on_micro(rows)` runs after every micro-batch with the rows all processes did in it."""
         acc, cfg = self.acc, self.cfg
         idx = self.schedule.rows(step)
         n_targets = max(self.rows.targets(idx), 1)
@@ -265,6 +272,8 @@ class _Run:
                 loss = combine(s, cfg.kd_weight)
                 acc.backward(loss * (acc.num_processes / n_targets))
             sums += torch.stack([loss.detach().double(), s.ce.detach().double()])
+            if on_micro is not None:
+                on_micro(len(micro) * acc.num_processes)
         if cfg.max_grad_norm > 0:
             acc.clip_grad_norm_(self.params, cfg.max_grad_norm)
         self.optimizer.step()
@@ -287,12 +296,16 @@ class _Run:
                 tqdm.write(f"resuming from {ckpt} at step {start}")
         self.model.train()
         val_history: list[tuple[int, float]] = []
-        bar = tqdm(
-            total=self.steps, initial=start, desc="recover", unit="step", disable=not (progress and acc.is_main_process)
+        bar = tqdm(  # counts rows, so it moves (with an ETA) after every micro-batch, not only every step
+            total=self.steps * cfg.batch_size,
+            initial=start * cfg.batch_size,
+            desc="recover",
+            unit="row",
+            disable=not (progress and acc.is_main_process),
         )
         t0, tokens_run = time.perf_counter(), 0
         for step in range(start, self.steps):
-            sums, step_tokens = self.step(step)
+            sums, step_tokens = self.step(step, on_micro=bar.update)
             tokens_done += step_tokens
             tokens_run += step_tokens
             history.append(round(float(sums[0]), 6))
@@ -300,8 +313,12 @@ class _Run:
             if self.val_rows is not None and cfg.eval_every and done % cfg.eval_every == 0 and done < self.steps:
                 val_history.append((done, validation_loss(self.model, self.val_rows, cfg, acc)))
             tps = tokens_run / max(time.perf_counter() - t0, 1e-9)
-            bar.set_postfix(loss=f"{float(sums[0]):.4f}", ce=f"{float(sums[1]):.4f}", tok_s=f"{tps:,.0f}")
-            bar.update(1)
+            bar.set_postfix(
+                step=f"{done}/{self.steps}",
+                loss=f"{float(sums[0]):.4f}",
+                ce=f"{float(sums[1]):.4f}",
+                tok_s=f"{tps:,.0f}",
+            )
             if cfg.save_every and done % cfg.save_every == 0 and done < self.steps:
                 state = {"step": done, "history": history, "tokens": tokens_done, "world_size": acc.num_processes}
                 save_checkpoint(
@@ -327,9 +344,26 @@ class _Run:
         }
 
 
-def uses_cuda() -> bool:
-    """Does `recover` train on the GPU (CUDA present, and not forced to the CPU as `accelerate --cpu` does)?"""
+def uses_cuda(device: str = "auto") -> bool:
+    """Does `recover` train on the GPU? `auto`: CUDA present and not forced to the CPU (as `accelerate --cpu`
+    does); `cpu`: no; `cuda[:N]`: yes, or LlmpruneError when there is no CUDA."""
+    if device in ("cpu", "mps"):  # accelerate trains on the CPU unless CUDA is used
+        return False
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise LlmpruneError(f"--device {device}: CUDA is not available here; use --device cpu or auto")
+        return True
+    if device != "auto":
+        raise LlmpruneError(f"--device {device!r}: recovery trains on auto, cpu or cuda")
     return torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true")
+
+
+def _data_line(cfg: RecoveryConfig, info: dict, steps: int) -> str:
+    bounded = " (only what the steps use)" if info.get("bounded_by_steps") else ""
+    return (
+        f"training data: {info['examples']:,} examples{bounded} -> {info['rows']:,} rows of {cfg.cutoff} tokens "
+        f"({info['fill']:.0%} filled); {steps} steps of {cfg.batch_size} rows (preset {cfg.preset})"
+    )
 
 
 def run_fingerprint(cfg: RecoveryConfig, base_info: dict | None) -> dict:

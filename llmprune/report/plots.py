@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from llmprune.graph.nodes import parse_group_id  # noqa: E402
@@ -96,63 +97,121 @@ def _use_log(values: list[torch.Tensor]) -> bool:
 
 
 def plot_importance(scores: dict[str, torch.Tensor], plan: PrunePlan, path: Path) -> Path | None:
-    """Per layer: box plot of unit importance (heads, MLP channels), removed units marked; None if no scores."""
+    """Per layer: box plot of unit importance (heads, MLP channels) with every removed unit drawn on top;
+    the caption says how units were chosen and each panel its scale. None if there are no scores."""
     panels = [(k, label, _per_layer_scores(scores, k)) for k, label in _KINDS]
     panels = [p for p in panels if p[2]]
     if not panels:
         return None
     n = plan.base.num_layers
-    fig, axes = plt.subplots(len(panels), 1, figsize=(max(8.0, 0.32 * n + 3), 3.3 * len(panels) + 0.4), squeeze=False)
-    gen = torch.Generator().manual_seed(0)
+    notes = importance_notes(plan, [k for k, _, _ in panels])
+    height = 3.3 * len(panels) + 0.4 + 0.22 * len(notes)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(8.0, 0.32 * n + 3), height), squeeze=False)
     for ax, (kind, label, per_layer) in zip(axes[:, 0], panels, strict=True):
         if kind == "layer":
             _layer_bars(ax, per_layer, plan, n)
-            continue
-        layers = list(per_layer)
-        values = [per_layer[i] for i in layers]
-        ax.boxplot(
-            [v.numpy() for v in values],
-            positions=layers,
-            widths=0.6,
-            showfliers=False,
-            patch_artist=True,
-            boxprops={"facecolor": "#e7eef7", "edgecolor": "#5a6b7d"},
-            medianprops={"color": KEPT},
-            whiskerprops={"color": "#5a6b7d"},
-            capprops={"color": "#5a6b7d"},
-        )
-        removed_label = "removed"
-        for i, v in zip(layers, values, strict=True):
-            gone = sorted(u for u in _removed(plan, kind, i) if u < v.numel())
-            kept = [u for u in range(v.numel()) if u not in set(gone)]
-            jitter = (torch.rand(v.numel(), generator=gen) - 0.5) * 0.5
-            if v.numel() <= 64:  # few units: show every kept one too
-                ax.scatter([i + jitter[u].item() for u in kept], v[kept].numpy(), s=6, color="#5a6b7d", alpha=0.6)
-            if gone:
-                ax.scatter(
-                    [i + jitter[u].item() for u in gone],
-                    v[gone].numpy(),
-                    s=5 if v.numel() > 64 else 12,
-                    color=REMOVED,
-                    alpha=0.35 if v.numel() > 64 else 0.9,
-                    linewidths=0,
-                    label=removed_label,
-                )
-                removed_label = None
-        if _use_log(values):
-            ax.set_yscale("log")
-        ax.set_ylabel("importance")
-        ax.set_title(f"{label}: importance per unit (box: kept and removed together)", fontsize=10, loc="left")
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_axisbelow(True)
-        if removed_label is None:
-            ax.legend(loc="best", fontsize=8, markerscale=2, frameon=True, framealpha=0.8)
-        _layer_axis(ax, n)
+        else:
+            _unit_panel(ax, kind, label, per_layer, plan, n)
     cfg = plan.meta.get("config") or {}
     how = ", ".join(str(cfg[k]) for k in ("importance", "aggregate") if cfg.get(k))
     fig.suptitle(f"Importance distribution per layer{f' ({how})' if how else ''}", fontsize=12, x=0.01, ha="left")
-    fig.tight_layout()
+    if notes:
+        fig.text(0.01, 0.005, "\n".join(notes), fontsize=8, ha="left", va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.22 * len(notes) / height + 0.01 * bool(notes), 1, 1))
     return _save(fig, path)
+
+
+def importance_notes(plan: PrunePlan, kinds: list[str]) -> list[str]:
+    """The caption: why a removed unit may score above a kept one, and how the scales are chosen."""
+    cfg = plan.meta.get("config") or {}
+    notes = []
+    if "attn_head" in kinds and plan.base.group_size > 1:
+        notes.append(
+            f"Attention heads (GQA, {plan.base.group_size} query heads per KV head) go in slots: the k-th weakest "
+            "query head of every KV group is removed together, so a removed head can score above a kept head of "
+            "another group."
+        )
+    if cfg.get("engine") == "sequential":
+        notes.append(
+            "Engine sequential: the units a layer loses are chosen by the increase of its output error after the "
+            "refit (OBS), not by these scores, so removed and kept units overlap."
+        )
+    elif cfg.get("ranking") == "global":
+        notes.append("Ranking global: units are ranked by importance per parameter across all pruned layers.")
+    notes.append("Each panel states its scale: log when the scores span more than 50x, else linear.")
+    return notes
+
+
+def _unit_panel(ax, kind: str, label: str, per_layer: dict[int, torch.Tensor], plan: PrunePlan, n: int) -> None:
+    """Boxes of all units per layer; kept units as grey dots (few units only) and removed units over them."""
+    layers = list(per_layer)
+    values = [per_layer[i] for i in layers]
+    ax.boxplot(
+        [v.numpy() for v in values],
+        positions=layers,
+        widths=0.6,
+        showfliers=False,
+        patch_artist=True,
+        boxprops={"facecolor": "#e7eef7", "edgecolor": "#5a6b7d", "alpha": 0.8},
+        medianprops={"color": KEPT},
+        whiskerprops={"color": "#5a6b7d"},
+        capprops={"color": "#5a6b7d"},
+        zorder=1,
+    )
+    gen = torch.Generator().manual_seed(0)
+    removed_total = 0
+    for i, v in zip(layers, values, strict=True):
+        gone = sorted(u for u in _removed(plan, kind, i) if u < v.numel())
+        few = v.numel() <= 64
+        if few:  # spread by rank, so no two units of a layer share a spot
+            offsets = torch.empty(v.numel())
+            offsets[torch.argsort(v)] = torch.linspace(-0.32, 0.32, v.numel()) if v.numel() > 1 else torch.zeros(1)
+        else:
+            offsets = (torch.rand(v.numel(), generator=gen) - 0.5) * 0.5
+        if few:
+            kept = [u for u in range(v.numel()) if u not in set(gone)]
+            ax.scatter((i + offsets[kept]).numpy(), v[kept].numpy(), s=9, color="#5a6b7d", alpha=0.7, zorder=3)
+        if gone:
+            size, edge = (22, 0.8) if few else (5, 0.0)
+            ax.scatter(
+                (i + offsets[gone]).numpy(),
+                v[gone].numpy(),
+                s=size,
+                color=REMOVED,
+                alpha=0.95 if few else 0.5,
+                edgecolors="white",
+                linewidths=edge,
+                zorder=4,
+            )
+            removed_total += len(gone)
+            ax.annotate(  # the count, for when dots of equal scores coincide
+                f"-{len(gone)}",
+                (i, 1.0),
+                xycoords=("data", "axes fraction"),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                color=REMOVED,
+            )
+    log = _use_log(values)
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel(f"importance ({'log' if log else 'linear'} scale)")
+    units = sum(v.numel() for v in values)
+    ax.set_title(
+        f"{label}: importance per unit, {removed_total:,} of {units:,} removed (-N: removed in the layer; box: "
+        "all units of the layer, whiskers 1.5 IQR)",
+        fontsize=10,
+        loc="left",
+        pad=12,
+    )
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    handles = [Line2D([], [], marker="o", ls="", color=REMOVED, markeredgecolor="white", label="removed")]
+    if any(v.numel() <= 64 for v in values):
+        handles.insert(0, Line2D([], [], marker="o", ls="", color="#5a6b7d", label="kept"))
+    ax.legend(handles=handles, loc="best", fontsize=8, frameon=True, framealpha=0.8)
+    _layer_axis(ax, n)
 
 
 def _layer_bars(ax, per_layer: dict[int, torch.Tensor], plan: PrunePlan, n: int) -> None:
@@ -208,11 +267,13 @@ def plot_metrics(metrics: dict[str, dict], path: Path) -> Path | None:
         if panel == "ppl":
             _grouped_bars(ax, datasets, metrics, lambda m, d: m.get("ppl", {}).get(d))
             values = [v for m in metrics.values() for v in m.get("ppl", {}).values()]
-            if values and max(values) / max(min(values), 1e-9) > 20:
+            log = bool(values) and max(values) / max(min(values), 1e-9) > 20
+            if log:
                 ax.set_yscale("log")
                 ax.set_ylim(top=max(values) * 3)
             else:
                 ax.set_ylim(0, max(values) * 1.15)
+            ax.set_ylabel(f"perplexity ({'log' if log else 'linear'} scale)")
             ax.set_title("perplexity (lower is better)", fontsize=9)
         else:
             labels = tasks + (["mean"] if len(tasks) > 1 else [])
@@ -223,6 +284,7 @@ def plot_metrics(metrics: dict[str, dict], path: Path) -> Path | None:
 
             _grouped_bars(ax, labels, metrics, pick)
             ax.set_ylim(0, 1.08)
+            ax.set_ylabel(f"{panel} (linear scale)")
             ax.set_title(f"zero-shot {panel}", fontsize=9)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)

@@ -26,8 +26,8 @@ def _options(name: str) -> dict:
     "command, config, skip",
     [
         ("prune", PruneConfig, {"calib"}),  # --calib is the calibration source (next test)
-        ("eval", EvalConfig, {"ppl", "tasks"}),  # comma-separated text; --ppl defaults on --tasks
-        ("recover", RecoveryConfig, set()),
+        ("eval", EvalConfig, {"ppl", "tasks", "seq_len", "batch_size"}),  # comma-separated; shared help (SHARED_HELP)
+        ("recover", RecoveryConfig, {"batch_size", "seed"}),
         ("bench", BenchConfig, set()),
         ("sparsify", SparsifyConfig, {"calib"}),
     ],

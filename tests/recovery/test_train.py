@@ -133,7 +133,7 @@ def test_bad_targets_and_data(pruned, alpaca_file, tmp_path, capsys):
     for argv, message in [
         (["--data", str(tmp_path / "nope.json")], "training data not found"),
         (["--data", str(alpaca_file), "--targets", "q_proj,wq"], "LoRA target(s) wq not found"),
-        (["--data", str(alpaca_file), "--batch-size", "6"], "multiple of micro_batch_size"),
+        (["--data", str(alpaca_file), "--batch-size", "6", "--micro-batch-size", "4"], "multiple of micro_batch_size"),
         (
             ["--data", str(alpaca_file), "--lora-dropout", "1.5"],
             "--lora-dropout: Input should be less than 1 (got 1.5)",

@@ -172,3 +172,59 @@ def test_bad_run_dir_is_a_clear_error(tmp_path, setup, message, capsys):
     assert message in err and "Traceback" not in err
     with pytest.raises(LlmpruneError):
         load_run(d)
+
+
+def test_importance_plot_draws_every_removed_unit_over_the_boxes(monkeypatch, tmp_path):
+    import torch
+
+    from llmprune.report import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    base = BaseShape("llama", 3, 64, 6, 2, 8, 40)  # GQA: 3 query heads per KV head
+    layers = tuple(LayerPlan(layer=i, heads=(0, 3), mlp_channels=tuple(range(i, 12))) for i in range(3))
+    plan = PrunePlan(base=base, layers=layers, meta={"config": {"engine": "taylor", "ranking": "global"}})
+    g = torch.Generator().manual_seed(0)
+    scores = {
+        f"layers.{i}.{k}": torch.rand(n, generator=g) + 0.5
+        for i in range(3)
+        for k, n in [("attn_head", 6), ("mlp_channel", 40)]
+    }
+    scores["layers.1.attn_head"][:] = 0.7  # equal scores: the dots would coincide, the count still says it
+    plots.plot_importance(scores, plan, tmp_path / "importance.png")
+    heads_ax, mlp_ax = figures[0].axes[:2]
+    for ax, per_layer in [(heads_ax, 2), (mlp_ax, None)]:
+        boxes = max(p.get_zorder() for p in ax.patches)
+        removed = [
+            c
+            for c in ax.collections
+            if tuple(c.get_facecolor()[0][:3]) == plots.matplotlib.colors.to_rgb(plots.REMOVED)
+        ]
+        assert removed and min(c.get_zorder() for c in removed) > boxes  # drawn on top
+        drawn = sum(len(c.get_offsets()) for c in removed)
+        assert drawn == sum(len(lp.heads) if per_layer else len(lp.mlp_channels) for lp in layers)
+        counts = [t.get_text() for t in ax.texts]
+        assert counts == [f"-{len(lp.heads) if per_layer else len(lp.mlp_channels)}" for lp in layers]
+    assert heads_ax.get_ylabel() == "importance (linear scale)"
+    caption = "\n".join(t.get_text() for t in figures[0].texts)
+    assert "slots" in caption and "3 query heads per KV head" in caption and "log when" in caption
+
+
+def test_metrics_plot_states_its_scales(monkeypatch, tmp_path):
+    from llmprune.report import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    task = {"acc": 0.5, "acc_norm": 0.6}
+    metrics = {"before": {"ppl": {"wikitext2": 10.0}, "tasks": {"t": task}}, "after": {"ppl": {"wikitext2": 500.0}}}
+    plots.plot_metrics(metrics, tmp_path / "m.png")
+    plots.plot_metrics(
+        {"before": {"ppl": {"wikitext2": 10.0}}, "after": {"ppl": {"wikitext2": 12.0}}}, tmp_path / "n.png"
+    )
+    labels = [ax.get_ylabel() for ax in figures[0].axes] + [figures[1].axes[0].get_ylabel()]
+    assert labels == [
+        "perplexity (log scale)",
+        "acc (linear scale)",
+        "acc_norm (linear scale)",
+        "perplexity (linear scale)",
+    ]

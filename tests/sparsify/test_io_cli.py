@@ -62,12 +62,11 @@ def test_cli_wanda_writes_a_loadable_folder_and_report(tmp_path, tiny_dir, calib
 
 
 def test_cli_pattern_json(tmp_path, tiny_dir, capsys):
-    out = tmp_path / "m24"
-    assert (
-        _run(["sparsify", str(tiny_dir()), "--method", "magnitude", "--pattern", "2:4", "--out", str(out), "--json"])
-        == 0
-    )
-    report = json.loads(capsys.readouterr().out)
+    out, js = tmp_path / "m24", tmp_path / "sparsify.json"
+    argv = ["sparsify", str(tiny_dir()), "--method", "magnitude", "--pattern", "2:4", "--out", str(out)]
+    assert _run([*argv, "--json", str(js)]) == 0
+    report = json.loads(js.read_text())  # --json FILE, as in every command; the table is printed too
+    assert "total" in capsys.readouterr().out
     assert report["config"]["pattern"] == "2:4" and report["config"]["target_sparsity"] == 0.5
     assert all(row["total"] == 0.5 for row in report["achieved"]["layers"])
 
