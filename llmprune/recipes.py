@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llmprune.errors import LlmpruneError, validate_config
 from llmprune.eval.config import EvalConfig
-from llmprune.models.options import DtypeName, check_device
+from llmprune.models.options import DTYPE_HELP, DtypeName, check_device
 from llmprune.prune.config import PruneConfig
 from llmprune.recovery.config import RecoveryConfig
 
@@ -32,11 +32,7 @@ class Recipe(BaseModel):
     version: int = Field(RECIPE_VERSION, ge=1, le=RECIPE_VERSION, description="recipe format version")
     name: str | None = Field(None, description="run name (default: the file name)")
     model: str = Field(..., description="hub id, local folder, .gguf file or alias (smollm2-135m)")
-    dtype: DtypeName = Field(
-        "auto",
-        description="auto (bf16 on GPU; on CPU fp32, or bf16 when the checkpoint is stored in bf16), float32, "
-        "bfloat16, float16",
-    )
+    dtype: DtypeName = Field("auto", description=DTYPE_HELP)
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     prune: PruneConfig = Field(default_factory=PruneConfig)
     eval: EvalConfig | None = Field(None, description="evaluation (llmprune.eval.EvalConfig); omit to skip")

@@ -56,7 +56,7 @@ def command(
     from accelerate import PartialState
 
     from llmprune.cli.common import write_json
-    from llmprune.models.load import load_model, resolve_dtype
+    from llmprune.models.load import load_model, resolve_dtype, stored_dtype
     from llmprune.recovery import recover
     from llmprune.recovery.data import load_source
     from llmprune.recovery.train import uses_cuda
@@ -95,7 +95,9 @@ def command(
     load_source(cfg.data)  # a missing or malformed data file fails before the model loads
     # loaded on the CPU (recover moves it to the accelerator's device); `auto` follows the training device
     train_on = torch.device("cuda" if uses_cuda(device) else "cpu")  # (PartialState would pre-empt recover's)
-    model, tok = load_model(pruned_dir, dtype=resolve_dtype(cfg.dtype, train_on), device="cpu")
+    model, tok = load_model(
+        pruned_dir, dtype=resolve_dtype(cfg.dtype, train_on, stored_dtype(pruned_dir)), device="cpu"
+    )
     folder = RunFolder(pruned_dir)
     base = {"pruned_dir": str(folder.path.resolve()), "plan_sha256": folder.plan_digest()}
     stats = recover(model, tok, cfg, out, resume=resume, base_info=base, device=device)

@@ -66,10 +66,12 @@ def write_entry(key: str, result: dict, seconds: float) -> None:
     from llmprune.fsutil import atomic_write_json
 
     entry = {"format": FORMAT, "version": VERSION, "result": result, "seconds": round(seconds, 2)}
+    from llmprune.errors import LlmpruneError
+
     try:
         evaluations_dir().mkdir(parents=True, exist_ok=True)
         atomic_write_json(evaluations_dir() / f"{key}.json", entry)
-    except OSError:
+    except (OSError, LlmpruneError):
         pass
 
 

@@ -7,6 +7,9 @@ from typing import Literal
 
 DTYPE_NAMES: tuple[str, ...] = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
 DtypeName = Literal["auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"]
+DTYPE_HELP = (
+    "auto (bf16 on GPU; on CPU fp32, or bf16 when the checkpoint is stored in bf16), float32, bfloat16, float16"
+)
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 

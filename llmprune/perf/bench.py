@@ -95,16 +95,16 @@ def _cuda_peak(model, cfg: BenchConfig, weights: int) -> int:
 
 def bench(spec: str, baseline: str | None = None, cfg: BenchConfig | None = None, *, progress: bool = True) -> dict:
     """Benchmark `spec` (and `baseline`, in the same run); returns the JSON-ready result (module doc)."""
-    from llmprune.models.load import load_model, resolve_device, resolve_dtype, resolve_model_source
+    from llmprune.models.load import load_model, resolve_device, resolve_dtype, resolve_model_source, stored_dtype
     from llmprune.models.params import count_params
     from llmprune.perf.footprint import cpu_peak_memory, disk_bytes
 
     cfg = cfg or BenchConfig()
     device = resolve_device(cfg.device)
-    dtype = resolve_dtype(cfg.dtype, device)
     specs = {"model": spec} | ({"baseline": baseline} if baseline else {})
     for s in specs.values():  # bad input fails before any model is loaded
         resolve_model_source(s)
+    dtype = resolve_dtype(cfg.dtype, device, stored_dtype(spec))  # one dtype for the model and its baseline
     t0 = time.perf_counter()
     info: dict[str, dict] = {name: {"spec": s, "disk_bytes": disk_bytes(s)} for name, s in specs.items()}
     models = {}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from llmprune.models.options import DtypeName, check_device
+from llmprune.models.options import DTYPE_HELP, DtypeName, check_device
 
 
 class BenchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
-    dtype: DtypeName = Field("auto", description="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16")
+    dtype: DtypeName = Field("auto", description=DTYPE_HELP)
     prompt_len: int = Field(128, ge=1, description="prompt tokens (random ids, the same for every model)")
     new_tokens: int = Field(32, ge=2, description="tokens generated per run (greedy, never stops early)")
     batch_sizes: tuple[int, ...] = Field((1, 16), min_length=1, description="batch sizes")

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from llmprune.errors import validate_config
-from llmprune.models.options import DTYPE_NAMES
+from llmprune.models.options import DTYPE_HELP, DTYPE_NAMES
 
 PRESETS: dict[str, dict[str, int]] = {
     "gpu": {"batch_size": 64, "micro_batch_size": 4, "cutoff": 256},  # LLM-Pruner's post_training.py
@@ -72,7 +72,7 @@ class RecoveryConfig(BaseModel):
     save_every: int = Field(100, ge=0, description="checkpoint every N steps (0: never)")
     grad_checkpointing: bool = Field(False, description="recompute activations in backward (less memory)")
     seed: int = Field(42, description="seed of data order, LoRA init and dropout")
-    dtype: str = Field("auto", description="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16")
+    dtype: str = Field("auto", description=DTYPE_HELP)
     teacher: str | None = Field(None, description="dense teacher model for distillation (hub id, folder, alias)")
     kd_temperature: float = Field(1.0, gt=0, description="distillation temperature")
     kd_weight: float = Field(0.5, ge=0, le=1, description="loss = (1 - w) * CE + w * T^2 * KL(teacher || student)")

@@ -119,7 +119,7 @@ def _owned_recovery(out_dir: Path) -> Path | None:
     return ckpt
 
 
-def _prepare_out(out_dir: Path, resume: bool, is_main: bool) -> Path | None:
+def _prepare_out(out_dir: Path, resume: bool, accelerator) -> Path | None:
     """Check --out before anything slow; returns the checkpoint to resume from (None: start afresh)."""
     from llmprune import tempfiles
     from llmprune.fsutil import check_writable_parent
@@ -135,11 +135,13 @@ def _prepare_out(out_dir: Path, resume: bool, is_main: bool) -> Path | None:
             state = f"an unfinished run (checkpoint at step {checkpoint_step(ckpt)})" if ckpt else "a recovery run"
             hint = "pass --resume to continue it, or choose another --out" if ckpt else "choose another --out"
             raise LlmpruneError(f"{out_dir} holds {state}; {hint}")
-        if is_main:
+    accelerator.wait_for_everyone()  # every process has checked the folder before the main one marks it
+    if accelerator.is_main_process:
+        if out_dir.is_dir():
             tempfiles.sweep(out_dir, inside=True)
-    if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_marker(out_dir, "recovery")
+    accelerator.wait_for_everyone()
     return ckpt
 
 
@@ -193,7 +195,7 @@ def recover(
         if accelerator.is_main_process:
             tqdm.write(f"{out_dir} holds a finished run; nothing to resume")
         return done["stats"]
-    ckpt = _prepare_out(out_dir, resume, accelerator.is_main_process)
+    ckpt = _prepare_out(out_dir, resume, accelerator)
     accum = _split(cfg, accelerator.num_processes)
     show = progress and accelerator.is_main_process
     train_rows, val_rows, data_info = build_datasets(tokenizer, cfg, progress=show)

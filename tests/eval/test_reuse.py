@@ -56,7 +56,9 @@ def test_a_damaged_entry_is_evaluated_again(cache, tiny_text_data):
     first, _ = _run(model, tok, cfg, calls, said)
     (evaluations_dir() / f"{evaluation_key(model, tok, cfg)}.json").write_text("{not json")
     again, _ = _run(model, tok, cfg, calls, said)
-    assert len(calls) == 2 and again == first and not said
+    timing = {"seconds"}  # how long each evaluation took differs; the numbers must not
+    assert len(calls) == 2 and not said
+    assert {k: v for k, v in again.items() if k not in timing} == {k: v for k, v in first.items() if k not in timing}
 
 
 def test_a_recipe_run_again_reuses_its_dense_evaluation(cache, tiny_dir, tiny_text_data, tmp_path, capsys):
