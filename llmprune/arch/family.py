@@ -73,6 +73,11 @@ class Family:
     config_heads: bool = False  # attention splits q/k/v by the *config's* head counts: every layer keeps the same
     rotary_fn: str = "apply_rotary_pos_emb"  # module-level function of the modeling file (graph/trace.py)
     modeling: str | None = None  # module holding `causal_lm`; default transformers.models.<type>.modeling_<type>
+    # llama.cpp (GGUF export, `llmprune.ggufio`): the architecture of uniform widths and of per-layer widths
+    # (None: not exported), and whether its graph rotates interleaved pairs (q/k rows permuted per head)
+    gguf_arch: str | None = None
+    gguf_nonuniform_arch: str | None = None
+    gguf_permute_qk: bool = False
 
     def __str__(self) -> str:
         return self.model_type

@@ -17,14 +17,12 @@ import gguf
 import torch
 from torch import nn
 
-from llmprune.arch import WRITERS, LayerShape, family_for
+from llmprune.arch import WRITERS, Family, LayerShape, family_for
 from llmprune.errors import LlmpruneError
 from llmprune.ggufio.keys import CONFIG_KEY, MODEL_TYPE_KEY, is_llmprune_gguf
 from llmprune.ggufio.tensors import decode, tensor_names, unpermute_rows
 from llmprune.ggufio.tokenizer import read_tokenizer
 from llmprune.surgery.build import build_model
-
-PERMUTED_ARCHS = ("llama", "deci")
 
 
 def _per_layer(fields: dict[str, Any], key: str, n: int, path: Path) -> list[int]:
@@ -45,7 +43,7 @@ def _shapes(fields: dict[str, Any], arch: str, path: Path) -> list[LayerShape]:
     return [LayerShape(h, k, f) for h, k, f in zip(heads, kv, ff, strict=True)]
 
 
-def _state_dict(reader: gguf.GGUFReader, fam, shapes: list[LayerShape], arch: str, path: Path) -> dict:
+def _state_dict(reader: gguf.GGUFReader, fam: Family, shapes: list[LayerShape], path: Path) -> dict:
     names = {t.name for t in reader.tensors}
     tied = "output.weight" not in names
     modules = tensor_names(fam, len(shapes), tied)
@@ -55,7 +53,7 @@ def _state_dict(reader: gguf.GGUFReader, fam, shapes: list[LayerShape], arch: st
         if base not in modules:
             raise LlmpruneError(f"{path}: unexpected tensor {t.name}; the file was not written by llmprune export")
         w = decode(t.data, t.tensor_type).reshape(tuple(int(d) for d in reversed(t.shape.tolist())))
-        if arch in PERMUTED_ARCHS and base.startswith("blk.") and base.endswith(("attn_q", "attn_k")):
+        if fam.gguf_permute_qk and base.startswith("blk.") and base.endswith(("attn_q", "attn_k")):
             shape = shapes[int(base.split(".")[1])]
             w = unpermute_rows(w, shape.heads if base.endswith("attn_q") else shape.kv_heads)
         sd[f"{modules[base]}.{kind}"] = w
@@ -66,7 +64,7 @@ def load_llmprune_gguf(
     path: str | Path, *, dtype: torch.dtype = torch.float32, attn: str | None = None
 ) -> tuple[nn.Module, Any]:
     """The model and tokenizer of a GGUF file `llmprune export` wrote, in eval mode on the CPU."""
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoTokenizer
 
     path = Path(path)
     if not is_llmprune_gguf(path):
@@ -83,9 +81,8 @@ def load_llmprune_gguf(
         raise LlmpruneError(f"{path} lacks a readable {CONFIG_KEY}; the file is damaged") from e
     fam = family_for(fields.get(MODEL_TYPE_KEY))
     shapes = _shapes(fields, arch, path)
-    sd = _state_dict(reader, fam, shapes, arch, path)
-    data.pop("model_type", None)
-    config = AutoConfig.for_model(fam.model_type, **data)
+    sd = _state_dict(reader, fam, shapes, path)
+    config = fam.config_class().from_dict(data)
     config.num_hidden_layers = len(shapes)
     config.hidden_size = int(fields[f"{arch}.embedding_length"])
     config.head_dim = int(fields[f"{arch}.attention.key_length"])

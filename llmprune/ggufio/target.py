@@ -1,23 +1,21 @@
 """Which llama.cpp architecture a model maps to, and what llama.cpp cannot express (refused, clearly).
 
-- LLaMA and Mistral with the same widths in every layer -> `llama`; with per-layer widths -> `deci`
-  (DeciLM / Nemotron-NAS: per-layer `head_count`, `head_count_kv`, `feed_forward_length`; optional
-  `attn_output` and `ffn_down` biases only).
-- Qwen2 with uniform widths -> `qwen2`; non-uniform Qwen2 has no llama.cpp architecture (`deci` has no
-  q/k/v biases) and is refused.
-- Other families (Gemma, Phi-3, OLMo 2, Qwen3) are refused: their norms or fused projections need
-  tensors this exporter does not map.
+A family names its architectures (`Family.gguf_arch` for uniform widths, `gguf_nonuniform_arch` for
+per-layer widths; `llmprune/arch/families.py`): LLaMA and Mistral -> `llama` / `deci` (DeciLM /
+Nemotron-NAS: per-layer `head_count`, `head_count_kv`, `feed_forward_length`), Qwen2 -> `qwen2` (uniform
+only: `deci` has no q/k/v biases). Families without one (Gemma, Phi-3, OLMo 2, Qwen3: norms or fused
+projections this exporter does not map) are refused before any weights are read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmprune.arch import ROLES, Layout
+from llmprune.arch import ROLES, Family, Layout
 from llmprune.errors import LlmpruneError
 
-LLAMA_LIKE = ("llama", "mistral")
-DECI_BIASES = frozenset({"o", "down"})  # deci.cpp reads only these optional biases
+# the optional biases each llama.cpp graph reads (llama: all; deci.cpp: attn_output and ffn_down; qwen2: q/k/v)
+ARCH_BIASES = {"llama": frozenset(ROLES), "deci": frozenset({"o", "down"}), "qwen2": frozenset({"q", "k", "v"})}
 
 
 @dataclass(frozen=True)
@@ -29,41 +27,46 @@ class Target:
     permute_qk: bool  # q/k rows reordered for interleaved rotary (llama, deci)
 
 
+def check_exportable(family: Family) -> Family:
+    """`family` if it has a llama.cpp architecture at all (checked before any weights are read)."""
+    if family.gguf_arch is None:
+        exportable = [str(f) for f in _families() if f.gguf_arch]
+        raise LlmpruneError(
+            f"GGUF export supports the families {', '.join(exportable)}; {family} needs tensors (norms, fused "
+            "projections) this exporter does not map yet"
+        )
+    return family
+
+
 def choose_target(layout: Layout, config, norm_eps: list[dict[str, float]]) -> Target:
     """The target of a model (its `describe` layout, config, per-layer norm eps); LlmpruneError naming why
     llama.cpp cannot run it otherwise."""
-    fam = layout.family.model_type
-    _check_common(layout, config, norm_eps)
+    fam = check_exportable(layout.family)
+    _check_common(fam, config, norm_eps)
     uniform = layout.uniform is not None
-    if fam in LLAMA_LIKE:
-        if uniform:
-            return Target("llama", False, True)
-        extra = sorted(layout.biases - DECI_BIASES, key=ROLES.index)
-        if extra:
-            raise LlmpruneError(
-                f"a {fam} model with per-layer widths exports to llama.cpp's `deci` architecture, which has no "
-                f"bias on the {', '.join(extra)} projections; llama.cpp cannot express this model"
-            )
-        return Target("deci", True, True)
-    if fam == "qwen2":
-        if not uniform:
-            raise LlmpruneError(
-                "a qwen2 model with per-layer widths has no llama.cpp architecture: `deci` (the only one with "
-                "per-layer widths) has no q/k/v biases; prune with uniform widths to export it to GGUF"
-            )
-        if layout.biases != frozenset({"q", "k", "v"}):
-            raise LlmpruneError(
-                f"llama.cpp's qwen2 expects biases on q, k and v only, this model has {sorted(layout.biases)}"
-            )
-        return Target("qwen2", False, False)
-    raise LlmpruneError(
-        f"GGUF export supports the llama, mistral and (uniform) qwen2 families; {fam} needs tensors "
-        "(norms, fused projections) this exporter does not map yet"
-    )
+    arch = fam.gguf_arch if uniform else fam.gguf_nonuniform_arch
+    if arch is None:
+        raise LlmpruneError(
+            f"a {fam} model with per-layer widths has no llama.cpp architecture (`deci`, the only one with "
+            f"per-layer widths, runs LLaMA-style layers without q/k/v biases); prune {fam} with uniform widths "
+            "to export it to GGUF"
+        )
+    extra = sorted(layout.biases - ARCH_BIASES[arch], key=ROLES.index)
+    if extra:
+        raise LlmpruneError(
+            f"this {fam} model exports to llama.cpp's `{arch}` architecture, which has no bias on the "
+            f"{', '.join(extra)} projections; llama.cpp cannot express this model"
+        )
+    return Target(arch, not uniform, fam.gguf_permute_qk)
 
 
-def _check_common(layout: Layout, config, norm_eps: list[dict[str, float]]) -> None:
-    fam = layout.family.model_type
+def _families() -> list[Family]:
+    from llmprune.arch import FAMILIES
+
+    return list(FAMILIES.values())
+
+
+def _check_common(fam: Family, config, norm_eps: list[dict[str, float]]) -> None:
     if getattr(config, "hidden_act", "silu") != "silu":
         raise LlmpruneError(f"llama.cpp's {fam} graph uses SiLU; this model's hidden_act is {config.hidden_act!r}")
     rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}

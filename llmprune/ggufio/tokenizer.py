@@ -1,8 +1,7 @@
 """Tokenizer metadata of an exported GGUF.
 
-For llama.cpp: the `tokenizer.*` keys are copied from the source GGUF when the model came from one (an
-alias, a `.gguf` file, or a folder pruned from either: `llmprune.json`'s base model is followed) and
-its vocabulary has the model's size; else they are built from the Hugging Face tokenizer like
+For llama.cpp: the `tokenizer.*` keys are copied from the source GGUF when the model came from one
+(`llmprune.ggufio.source`) and its vocabulary has the model's size; else they are built from the Hugging Face tokenizer like
 llama.cpp's converter does for BPE tokenizers (`tokenizer.ggml.model = gpt2`, merges and special ids
 through `gguf.vocab.SpecialVocab`). Other tokenizers (word-level, unigram) get `tokenizer.ggml.model =
 none`: llama.cpp loads the weights but cannot tokenize text.
@@ -23,30 +22,6 @@ from llmprune import tempfiles
 
 EMBEDDED = ("tokenizer.json", "tokenizer_config.json")
 EMBED_PREFIX = "llmprune.tokenizer."
-
-
-def source_gguf(spec: str, _depth: int = 0) -> Path | None:
-    """The GGUF file MODEL came from, when one is at hand (never downloads); None otherwise."""
-    from llmprune.models.aliases import ALIASES, alias_dir
-    from llmprune.models.cache import cache_dir
-    from llmprune.models.load import resolve_model_source
-    from llmprune.runfolder import RunFolder
-
-    if not spec or _depth > 4:
-        return None
-    try:
-        kind, loc = resolve_model_source(spec)
-    except Exception:  # a base model named in a manifest that is gone
-        return None
-    if kind == "gguf":
-        return Path(loc)
-    if kind == "llmprune":
-        return source_gguf(RunFolder(loc).read_manifest().base_model, _depth + 1)
-    name = loc if kind == "alias" else next((a for a in ALIASES if alias_dir(a).resolve() == Path(loc).resolve()), None)
-    if name is None:
-        return None
-    path = cache_dir() / "gguf" / ALIASES[name].filename
-    return path if path.is_file() else None
 
 
 def copy_tokenizer(writer: gguf.GGUFWriter, source: Path, vocab_size: int) -> bool:

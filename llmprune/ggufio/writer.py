@@ -20,9 +20,10 @@ from llmprune.arch import Layout, describe, layer_norm_eps
 from llmprune.errors import LlmpruneError
 from llmprune.fsutil import check_writable_parent
 from llmprune.ggufio.keys import CONFIG_KEY, FORMAT, FORMAT_KEY, MODEL_TYPE_KEY, VERSION_KEY, is_llmprune_gguf
-from llmprune.ggufio.target import Target, choose_target, rope_theta
+from llmprune.ggufio.source import source_gguf
+from llmprune.ggufio.target import Target, check_exportable, choose_target, rope_theta
 from llmprune.ggufio.tensors import OUTTYPES, encode, permute_rows, tensor_names
-from llmprune.ggufio.tokenizer import source_gguf, write_tokenizer
+from llmprune.ggufio.tokenizer import write_tokenizer
 from llmprune.version import __version__
 
 
@@ -65,7 +66,7 @@ def export_gguf(spec: str, out: str | Path, *, outtype: str = "f32") -> Exported
 
     check_outtype(outtype)
     path = check_gguf_output(out)
-    check_family(spec)
+    check_exportable(check_family(spec))  # before any weights are read
     model, tokenizer = load_model(spec, dtype="float32", device="cpu")
     return write_gguf(model, tokenizer, path, outtype=outtype, source=source_gguf(spec))
 
@@ -109,7 +110,7 @@ def _write_metadata(writer: gguf.GGUFWriter, model: nn.Module, layout: Layout, t
     shapes = layout.layers
     one = layout.uniform
     writer.add_string(FORMAT_KEY, FORMAT)
-    writer.add_string(MODEL_TYPE_KEY, layout.family.model_type)
+    writer.add_string(MODEL_TYPE_KEY, str(layout.family))
     writer.add_string(VERSION_KEY, __version__)
     writer.add_name(str(getattr(config, "_name_or_path", "") or "llmprune model").rstrip("/").rsplit("/", 1)[-1])
     writer.add_file_type(OUTTYPES[outtype][1])

@@ -16,7 +16,9 @@ from llmprune.errors import LlmpruneError
 _SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 # GGUF architecture -> transformers model_type, where they differ
 GGUF_MODEL_TYPES = {"gemma3": "gemma3_text"}
-MAX_KEYS_BEFORE = 64  # give up looking for the architecture after this many other keys
+MAX_KEYS_BEFORE = 64
+ARCH_KEY = "general.architecture"
+MODEL_TYPE_KEY = "general.llmprune.model_type"  # written by `llmprune export` (a `deci` file is a pruned llama)  # give up looking for the architecture after this many other keys
 
 
 def _u64(f: BinaryIO) -> int:
@@ -84,8 +86,6 @@ def gguf_architecture(path: str | Path) -> str:
 
 def gguf_model_type(path: str | Path) -> str:
     """The transformers model_type a GGUF file converts to (a GGUF llmprune wrote names it in its header)."""
-    from llmprune.ggufio.keys import ARCH_KEY, MODEL_TYPE_KEY
-
     found = header_strings(path, (ARCH_KEY, MODEL_TYPE_KEY))
     if MODEL_TYPE_KEY in found:
         return found[MODEL_TYPE_KEY]
