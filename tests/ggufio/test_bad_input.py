@@ -73,7 +73,10 @@ def test_unknown_format(dense, tmp_path, capsys):
         (lambda p: save_tiny(p, "gemma2", heads=4, kv_heads=2), "gemma2 needs tensors"),
         (lambda p: save_tiny(p, "phi3", heads=4, kv_heads=2), "phi3 needs tensors"),
         (lambda p: _pruned(p, "qwen2"), "qwen2 model with per-layer widths has no llama.cpp architecture"),
-        (lambda p: _pruned(p, "llama", attention_bias=True), "`deci` architecture, which has no bias on the q, k, v projections"),
+        (
+            lambda p: _pruned(p, "llama", attention_bias=True),
+            "`deci` architecture, which has no bias on the q, k, v projections",
+        ),
     ],
     ids=["gemma2", "phi3", "nonuniform-qwen2", "nonuniform-llama-qkv-bias"],
 )
