@@ -76,6 +76,7 @@ def write_gguf(model: nn.Module, tokenizer, out: Path, *, outtype: str, source: 
     layout = describe(model)
     norm_eps = _custom_norm_eps(model, layout)
     target = choose_target(layout, model.config, norm_eps)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = tempfiles.new_file(out)
     try:
         writer = gguf.GGUFWriter(tmp, target.arch)

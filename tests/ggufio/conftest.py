@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -19,12 +21,15 @@ def add_writer_biases(model: nn.Module, seed: int = 1) -> None:
             lin.bias = nn.Parameter(torch.randn(lin.out_features, generator=gen) * 0.1)
 
 
-def pruned_folder(path, kind: str, *, biases: bool = False, **model_kw):
-    """A tiny GQA llama pruned by `tiny_plan(kind)`, optionally with refit biases, saved by save_pruned."""
+def pruned_folder(
+    path, kind: str, *, family: str = "llama", biases: bool = False, base_model: str = "tiny", **model_kw
+):
+    """A tiny GQA model pruned by `tiny_plan(kind)`, optionally with refit biases, saved by save_pruned
+    (`base_model`: what its manifest names as the model it was pruned from)."""
     from llmprune.surgery import prune_, save_pruned
 
-    model = tiny_model("llama", heads=4, kv_heads=2, **model_kw)
-    plan = tiny_plan(BaseShape.from_config(model.config), kind)
+    model = tiny_model(family, heads=4, kv_heads=2, **model_kw)
+    plan = replace(tiny_plan(BaseShape.from_config(model.config), kind), meta={"model": base_model})
     prune_(model, plan)
     if biases:
         add_writer_biases(model)

@@ -10,9 +10,8 @@ import gguf
 import pytest
 
 from llmprune.cli.app import main
-from llmprune.prune.plan import BaseShape
-from tests.recovery.conftest import tiny_plan
-from tests.tiny import save_tiny, tiny_model, word_tokenizer
+from tests.ggufio.conftest import pruned_folder
+from tests.tiny import save_tiny
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str]:
@@ -42,16 +41,6 @@ def dense(tmp_path):
     return path
 
 
-def _pruned(path, family: str, **kw):
-    from llmprune.surgery import prune_, save_pruned
-
-    model = tiny_model(family, heads=4, kv_heads=2, **kw)
-    plan = tiny_plan(BaseShape.from_config(model.config), "nonuniform")
-    prune_(model, plan)
-    save_pruned(model, plan, path, tokenizer=word_tokenizer(128))
-    return path
-
-
 @pytest.mark.parametrize(
     ("extra", "match"),
     [(["--outtype", "q4_k"], "unknown --outtype 'q4_k'; choose one of f32, f16, bf16, q8_0")],
@@ -72,9 +61,12 @@ def test_unknown_format(dense, tmp_path, capsys):
     [
         (lambda p: save_tiny(p, "gemma2", heads=4, kv_heads=2), "gemma2 needs tensors"),
         (lambda p: save_tiny(p, "phi3", heads=4, kv_heads=2), "phi3 needs tensors"),
-        (lambda p: _pruned(p, "qwen2"), "qwen2 model with per-layer widths has no llama.cpp architecture"),
         (
-            lambda p: _pruned(p, "llama", attention_bias=True),
+            lambda p: pruned_folder(p, "nonuniform", family="qwen2"),
+            "qwen2 model with per-layer widths has no llama.cpp architecture",
+        ),
+        (
+            lambda p: pruned_folder(p, "nonuniform", attention_bias=True),
             "`deci` architecture, which has no bias on the q, k, v projections",
         ),
     ],

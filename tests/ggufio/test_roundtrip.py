@@ -122,18 +122,11 @@ def test_bpe_tokenizer_is_built_for_llama_cpp(tmp_path):
 
 def test_source_gguf_follows_the_base_model(make_source, tmp_path):
     from llmprune.ggufio.source import source_gguf
-    from llmprune.prune.plan import BaseShape
-    from llmprune.surgery import prune_, save_pruned
-    from tests.recovery.conftest import tiny_plan
-    from tests.tiny import tiny_model, word_tokenizer
+    from tests.ggufio.conftest import pruned_folder
 
     first = tmp_path / "first.gguf"
     export_gguf(str(make_source("uniform")), first)
-    model = tiny_model("llama", heads=4, kv_heads=2)
-    plan = tiny_plan(BaseShape.from_config(model.config), "nonuniform")
-    plan = type(plan)(base=plan.base, layers=plan.layers, meta={"model": str(first)})
-    prune_(model, plan)
-    save_pruned(model, plan, tmp_path / "child", tokenizer=word_tokenizer(128))
+    child = pruned_folder(tmp_path / "child", "nonuniform", base_model=str(first))
     assert source_gguf(str(first)) == first
-    assert source_gguf(str(tmp_path / "child")) == first
+    assert source_gguf(str(child)) == first
     assert source_gguf(str(make_source("dense-bias"))) is None
