@@ -57,7 +57,7 @@ def build_model(
     if set(missing) - allowed or unexpected:
         raise LlmpruneError(
             f"{where}: weights and widths disagree (missing {sorted(set(missing) - allowed)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]}); the file is damaged, write it again"
+            f"unexpected {sorted(unexpected)[:5]}); it is damaged, write it again"
         )
     if tied:
         model.get_submodule(fam.lm_head).weight = model.get_submodule(fam.embed).weight
@@ -68,7 +68,7 @@ def build_model(
     setattr(model.get_submodule(parent), attr, type(rotary)(config=model.config))
     on_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
     if on_meta:
-        raise LlmpruneError(f"{where}: tensors {on_meta[:5]} were not loaded; the file is damaged, write it again")
+        raise LlmpruneError(f"{where}: tensors {on_meta[:5]} were not loaded; it is damaged, write it again")
     return model.eval()
 
 
