@@ -74,10 +74,9 @@ class Family:
     rotary_fn: str = "apply_rotary_pos_emb"  # module-level function of the modeling file (graph/trace.py)
     modeling: str | None = None  # module holding `causal_lm`; default transformers.models.<type>.modeling_<type>
     # llama.cpp (GGUF export, `llmprune.ggufio`): the architecture of uniform widths and of per-layer widths
-    # (None: not exported), and whether its graph rotates interleaved pairs (q/k rows permuted per head)
+    # (None: not exported)
     gguf_arch: str | None = None
     gguf_nonuniform_arch: str | None = None
-    gguf_permute_qk: bool = False
 
     def __str__(self) -> str:
         return self.model_type

@@ -20,6 +20,7 @@ from torch import nn
 from llmprune.arch import WRITERS, Family, LayerShape, family_for
 from llmprune.errors import LlmpruneError
 from llmprune.ggufio.keys import CONFIG_KEY, MODEL_TYPE_KEY, is_llmprune_gguf
+from llmprune.ggufio.target import PERMUTED_ARCHS
 from llmprune.ggufio.tensors import decode, tensor_names, unpermute_rows
 from llmprune.ggufio.tokenizer import read_tokenizer
 from llmprune.surgery.build import build_model
@@ -43,7 +44,7 @@ def _shapes(fields: dict[str, Any], arch: str, path: Path) -> list[LayerShape]:
     return [LayerShape(h, k, f) for h, k, f in zip(heads, kv, ff, strict=True)]
 
 
-def _state_dict(reader: gguf.GGUFReader, fam: Family, shapes: list[LayerShape], path: Path) -> dict:
+def _state_dict(reader: gguf.GGUFReader, fam: Family, shapes: list[LayerShape], arch: str, path: Path) -> dict:
     names = {t.name for t in reader.tensors}
     tied = "output.weight" not in names
     modules = tensor_names(fam, len(shapes), tied)
@@ -53,7 +54,7 @@ def _state_dict(reader: gguf.GGUFReader, fam: Family, shapes: list[LayerShape], 
         if base not in modules:
             raise LlmpruneError(f"{path}: unexpected tensor {t.name}; the file was not written by llmprune export")
         w = decode(t.data, t.tensor_type).reshape(tuple(int(d) for d in reversed(t.shape.tolist())))
-        if fam.gguf_permute_qk and base.startswith("blk.") and base.endswith(("attn_q", "attn_k")):
+        if arch in PERMUTED_ARCHS and base.startswith("blk.") and base.endswith(("attn_q", "attn_k")):
             shape = shapes[int(base.split(".")[1])]
             w = unpermute_rows(w, shape.heads if base.endswith("attn_q") else shape.kv_heads)
         sd[f"{modules[base]}.{kind}"] = w
@@ -81,7 +82,7 @@ def load_llmprune_gguf(
         raise LlmpruneError(f"{path} lacks a readable {CONFIG_KEY}; the file is damaged") from e
     fam = family_for(fields.get(MODEL_TYPE_KEY))
     shapes = _shapes(fields, arch, path)
-    sd = _state_dict(reader, fam, shapes, path)
+    sd = _state_dict(reader, fam, shapes, arch, path)
     config = fam.config_class().from_dict(data)
     config.num_hidden_layers = len(shapes)
     config.hidden_size = int(fields[f"{arch}.embedding_length"])

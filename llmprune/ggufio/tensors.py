@@ -3,7 +3,7 @@
 llama.cpp's `llama` and `deci` graphs apply rotary embeddings to interleaved pairs; Hugging Face rotates
 halves. Its converter (`convert_hf_to_gguf.py`, `LlamaModel.permute`) therefore reorders the q and k rows
 of every head: `reshape(n_head, 2, head_dim // 2, ...).swapaxes(1, 2)`. `permute_rows` does that and
-`unpermute_rows` undoes it. Qwen2 (NEOX rotary) keeps the Hugging Face order.
+`unpermute_rows` undoes it (which graphs need it: `llmprune.ggufio.target.PERMUTED_ARCHS`).
 """
 
 from __future__ import annotations

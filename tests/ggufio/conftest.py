@@ -40,13 +40,18 @@ def pruned_folder(
 @pytest.fixture
 def make_source(tmp_path):
     """Factory: make_source(name) -> folder. Names: nonuniform, uniform (+ `-bias`: refit o/down biases),
-    dense-bias (llama with attention and MLP biases), tied (tied embeddings), qwen2 (q/k/v biases)."""
+    nonuniform-allbias (biases on every projection), dense-bias (llama with attention and MLP biases), tied
+    (tied embeddings), qwen2 (q/k/v biases), qwen2-nonuniform."""
 
     def make(name: str):
         path = tmp_path / name
         if name.startswith(("nonuniform", "uniform")):
             kind, _, bias = name.partition("-")
+            if bias == "allbias":  # q/k/v/o and MLP biases from the config, per-layer widths
+                return pruned_folder(path, kind, attention_bias=True, mlp_bias=True)
             return pruned_folder(path, kind, biases=bool(bias))
+        if name == "qwen2-nonuniform":
+            return pruned_folder(path, "nonuniform", family="qwen2")
         if name == "dense-bias":
             save_tiny(path, "llama", heads=4, kv_heads=2, attention_bias=True, mlp_bias=True)
         elif name == "tied":

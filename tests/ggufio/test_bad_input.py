@@ -10,7 +10,6 @@ import gguf
 import pytest
 
 from llmprune.cli.app import main
-from tests.ggufio.conftest import pruned_folder
 from tests.tiny import save_tiny
 
 
@@ -22,6 +21,9 @@ def _run(argv: list[str], capsys) -> tuple[int, str]:
 
 def _export(src, out, capsys, *extra: str) -> tuple[int, str]:
     return _run(["export", str(src), "--format", "gguf", "--out", str(out), *extra], capsys)
+
+
+LINEAR_ROPE = {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}
 
 
 def _only_error(code: int, err: str, match: str) -> None:
@@ -61,16 +63,10 @@ def test_unknown_format(dense, tmp_path, capsys):
     [
         (lambda p: save_tiny(p, "gemma2", heads=4, kv_heads=2), "gemma2 needs tensors"),
         (lambda p: save_tiny(p, "phi3", heads=4, kv_heads=2), "phi3 needs tensors"),
-        (
-            lambda p: pruned_folder(p, "nonuniform", family="qwen2"),
-            "qwen2 model with per-layer widths has no llama.cpp architecture",
-        ),
-        (
-            lambda p: pruned_folder(p, "nonuniform", attention_bias=True),
-            "`deci` architecture, which has no bias on the q, k, v projections",
-        ),
+        (lambda p: save_tiny(p, "mistral", heads=4, kv_heads=2), "sliding-window attention is not exported"),
+        (lambda p: save_tiny(p, "llama", rope_parameters=LINEAR_ROPE), "rope scaling 'linear' is not exported"),
     ],
-    ids=["gemma2", "phi3", "nonuniform-qwen2", "nonuniform-llama-qkv-bias"],
+    ids=["gemma2", "phi3", "sliding-window", "rope-scaling"],
 )
 def test_families_llama_cpp_cannot_express(make, match, tmp_path, capsys):
     src = tmp_path / "src"

@@ -20,7 +20,9 @@ SOURCES = {
     "uniform-bias": ("llama", {"attn_output", "ffn_down"}),
     "dense-bias": ("llama", {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}),
     "tied": ("llama", set()),
-    "qwen2": ("qwen2", {"attn_q", "attn_k", "attn_v"}),
+    "nonuniform-allbias": ("deci", {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}),
+    "qwen2": ("llama", {"attn_q", "attn_k", "attn_v"}),
+    "qwen2-nonuniform": ("deci", {"attn_q", "attn_k", "attn_v"}),
 }
 
 
@@ -57,7 +59,7 @@ def test_f32_round_trip_gives_the_same_logits(name, make_source, tmp_path):
         assert heads == shapes[0][0]
     ids = torch.randint(0, 128, (2, 24), generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(_logits(str(out), ids), _logits(str(src), ids), rtol=0, atol=0)
-    assert model_type_of(str(out)) == ("qwen2" if name == "qwen2" else "llama")
+    assert model_type_of(str(out)) == ("qwen2" if name.startswith("qwen2") else "llama")
 
 
 @pytest.mark.parametrize(("outtype", "atol"), [("f16", 2e-3), ("bf16", 2e-2), ("q8_0", 2e-2)])
