@@ -71,8 +71,14 @@ def export_gguf(spec: str, out: str | Path, *, outtype: str = "f32") -> Exported
     return write_gguf(model, tokenizer, path, outtype=outtype, source=source_gguf(spec))
 
 
-def write_gguf(model: nn.Module, tokenizer, out: Path, *, outtype: str, source: Path | None = None) -> Exported:
-    """Write an in-memory model and its tokenizer to `out` atomically (checks: `check_gguf_output`)."""
+def write_gguf(
+    model: nn.Module, tokenizer, out: Path, *, outtype: str, source: Path | None = None, verify: bool = True
+) -> Exported:
+    """Write an in-memory model and its tokenizer to `out` atomically (checks: `check_gguf_output`).
+
+    With `verify` (default) the written file is loaded back with llmprune's reader before it is renamed
+    into place; an f32 file must also give the model's probe logits (`verify_reload`). Else LlmpruneError
+    and nothing is written."""
     layout = describe(model)
     norm_eps = _custom_norm_eps(model, layout)
     target = choose_target(layout, model.config, norm_eps)
@@ -87,6 +93,8 @@ def write_gguf(model: nn.Module, tokenizer, out: Path, *, outtype: str, source: 
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
+        if verify:
+            _verify(model, tmp, outtype)
         os.replace(tmp, out)
         tempfiles.release(tmp)
     except BaseException as e:
@@ -95,6 +103,25 @@ def write_gguf(model: nn.Module, tokenizer, out: Path, *, outtype: str, source: 
             raise LlmpruneError(f"cannot write {out}: {e}; choose another output path") from e
         raise
     return Exported(out, target.arch, outtype, count, where)
+
+
+def _verify(model: nn.Module, path: Path, outtype: str) -> None:
+    from llmprune.ggufio.reader import load_llmprune_gguf
+    from llmprune.models.reload import probe_ids, probe_logits, verify_reload
+
+    def load(device: torch.device) -> nn.Module:
+        return load_llmprune_gguf(path, dtype=torch.float32)[0].to(device)
+
+    if outtype == "f32":
+        ids = probe_ids(model.config.vocab_size, next(model.parameters()).device)
+        verify_reload(load, model, ids, probe_logits(model, ids))
+        return
+    try:  # rounded weights: the file must load back; its logits differ by design
+        load(torch.device("cpu"))
+    except Exception as e:  # any failure to load back means the file must not be written
+        raise LlmpruneError(
+            f"the written GGUF file does not load back ({type(e).__name__}: {e}); nothing was written"
+        ) from e
 
 
 def _custom_norm_eps(model: nn.Module, layout: Layout) -> list[dict[str, float]]:

@@ -121,3 +121,15 @@ def test_own_gguf_is_replaced_and_a_failed_write_leaves_it_whole(dense, tmp_path
     code, err = _export(dense, out, capsys, "--outtype", "q8_0")
     _only_error(code, err, "No space left on device")
     assert out.read_bytes() == before and not _litter(tmp_path)
+
+
+def test_a_file_that_does_not_load_back_is_not_written(dense, tmp_path, capsys, monkeypatch):
+    import llmprune.ggufio.reader as reader
+
+    def broken(*args, **kwargs):
+        raise ValueError("simulated reader bug")
+
+    monkeypatch.setattr(reader, "load_llmprune_gguf", broken)
+    code, err = _export(dense, tmp_path / "m.gguf", capsys)
+    _only_error(code, err, "does not load back (ValueError: simulated reader bug); nothing was written")
+    assert not (tmp_path / "m.gguf").exists() and not _litter(tmp_path)
