@@ -11,9 +11,12 @@ from llmprune.arch.family import Family, register_family
 
 ATTENTION_BIAS = {"qkv_bias": "attention_bias", "o_bias": "attention_bias"}  # config.attention_bias: q, k, v and o
 
-LLAMA = register_family(Family("llama", "LlamaForCausalLM", mlp_bias="mlp_bias", **ATTENTION_BIAS))
-MISTRAL = register_family(Family("mistral", "MistralForCausalLM"))
-QWEN2 = register_family(Family("qwen2", "Qwen2ForCausalLM", qkv_bias=True))
+# llama.cpp runs uniform LLaMA / Mistral / Qwen2 as `llama` (optional biases on every projection; llama.cpp's
+# own `qwen2` graph sizes q by the hidden size, so it cannot load pruned heads), per-layer widths as `deci`
+_LLAMA_GGUF = dict(gguf_arch="llama", gguf_nonuniform_arch="deci")
+LLAMA = register_family(Family("llama", "LlamaForCausalLM", mlp_bias="mlp_bias", **ATTENTION_BIAS, **_LLAMA_GGUF))
+MISTRAL = register_family(Family("mistral", "MistralForCausalLM", **_LLAMA_GGUF))
+QWEN2 = register_family(Family("qwen2", "Qwen2ForCausalLM", qkv_bias=True, **_LLAMA_GGUF))
 # q_norm / k_norm over head_dim, applied to every head before rotary
 QWEN3 = register_family(
     Family("qwen3", "Qwen3ForCausalLM", head_norms=("self_attn.q_norm", "self_attn.k_norm"), **ATTENTION_BIAS)

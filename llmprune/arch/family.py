@@ -73,6 +73,10 @@ class Family:
     config_heads: bool = False  # attention splits q/k/v by the *config's* head counts: every layer keeps the same
     rotary_fn: str = "apply_rotary_pos_emb"  # module-level function of the modeling file (graph/trace.py)
     modeling: str | None = None  # module holding `causal_lm`; default transformers.models.<type>.modeling_<type>
+    # llama.cpp (GGUF export, `llmprune.ggufio`): the architecture of uniform widths and of per-layer widths
+    # (None: not exported)
+    gguf_arch: str | None = None
+    gguf_nonuniform_arch: str | None = None
 
     def __str__(self) -> str:
         return self.model_type

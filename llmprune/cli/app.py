@@ -31,6 +31,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("llmprune.cli.bench_cmd", "bench"),
     ("llmprune.cli.report_cmd", "report"),
     ("llmprune.cli.sparsify_cmd", "sparsify"),
+    ("llmprune.cli.export_cmd", "export"),
 ]
 
 

@@ -207,11 +207,18 @@ def load_model(spec: str, *, dtype: str | torch.dtype = "auto", device: str = "a
     if kind == "alias":
         loc, kind = str(ensure_alias(loc)), "hf_dir"
     if kind == "gguf":
-        from llmprune.models.gguf_convert import load_gguf
+        from llmprune.ggufio.keys import is_llmprune_gguf
 
-        model, tok = load_gguf(loc, dtype=dt)
-        if attn:
-            model.set_attn_implementation(attn)
+        if is_llmprune_gguf(loc):  # written by `llmprune export` (deci included): llmprune's own reader
+            from llmprune.ggufio.reader import load_llmprune_gguf
+
+            model, tok = load_llmprune_gguf(loc, dtype=dt, attn=attn)
+        else:
+            from llmprune.models.gguf_convert import load_gguf
+
+            model, tok = load_gguf(loc, dtype=dt)
+            if attn:
+                model.set_attn_implementation(attn)
     elif kind == "llmprune":
         from llmprune.surgery.io import load_pruned
 

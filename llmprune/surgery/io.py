@@ -23,14 +23,9 @@ import torch
 from torch import nn
 
 from llmprune.arch import (
-    Family,
-    LayerShape,
     describe,
     family_of,
     layer_norm_eps,
-    module_shapes,
-    set_embed_scale_,
-    set_layer_shape_,
 )
 from llmprune.arch.stock import ADDED, NORM_EPS, StockCheck
 from llmprune.errors import LlmpruneError
@@ -40,6 +35,7 @@ from llmprune.models.reload import probe_ids, probe_logits, verify_reload
 from llmprune.ownership import RUN_KINDS
 from llmprune.prune.plan import PrunePlan
 from llmprune.runfolder import MANIFEST, Manifest, RunFolder
+from llmprune.surgery.build import build_model
 from llmprune.surgery.remote_code import write_remote_code
 from llmprune.surgery.shapes import sync_config_
 
@@ -137,72 +133,30 @@ def load_pruned(
     `dtype` defaults to the dtype stored in config.json; `attn` picks the attention implementation
     (eager, sdpa, ...); `device` is where the weights go.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+    from transformers import AutoConfig, GenerationConfig
 
     folder = RunFolder(path)
     path = folder.path
     manifest = folder.read_manifest()
     config = AutoConfig.from_pretrained(path)
-    fam = family_of(config)  # an unsupported architecture fails before anything is built
+    family_of(config)  # an unsupported architecture fails before anything is built
     if manifest.num_hidden_layers != config.num_hidden_layers or manifest.hidden_size != config.hidden_size:
         raise LlmpruneError(f"{path}: {MANIFEST} and config.json disagree on the shapes; the folder is damaged")
     dtype = dtype or config.dtype or torch.float32
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
-    kwargs = {"dtype": dtype}
-    if attn:
-        kwargs["attn_implementation"] = attn
-    if hasattr(config, "auto_map"):  # only for trust_remote_code loaders; this model is the stock class
-        del config.auto_map
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, trust_remote_code=False, **kwargs)
-    for i, layer in enumerate(manifest.layers):
-        module = model.get_submodule(f"{fam.layers}.{i}")
-        resize_layer_(module, fam, layer.shape, manifest.hidden_size, manifest.head_dim, manifest.added_biases)
-        for norm, eps in layer.norm_eps.items():
-            setattr(module.get_submodule(norm), fam.norm_eps, eps)
-    sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in _read_weights(folder).items()}
-    try:
-        missing, unexpected = model.load_state_dict(sd, strict=False, assign=True)
-    except RuntimeError as e:
-        raise LlmpruneError(f"{path}: weights do not match {MANIFEST} ({str(e).splitlines()[-1].strip()})") from e
-    tied = bool(getattr(config, "tie_word_embeddings", False))
-    allowed = {f"{fam.lm_head}.weight"} if tied else set()
-    if set(missing) - allowed or unexpected:
-        raise LlmpruneError(
-            f"{path}: weights and {MANIFEST} disagree (missing {sorted(set(missing) - allowed)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]}); the folder is damaged, write it again"
-        )
-    if tied:
-        model.get_submodule(fam.lm_head).weight = model.get_submodule(fam.embed).weight
-    if fam.scaled_embedding:  # its sqrt(hidden) factor is a non-persistent buffer, still on the meta device
-        set_embed_scale_(model.get_submodule(fam.embed), fam, manifest.hidden_size)
-    parent, _, attr = fam.rotary_emb.rpartition(".")
-    rotary = model.get_submodule(fam.rotary_emb)
-    setattr(model.get_submodule(parent), attr, type(rotary)(config=model.config))
-    on_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
-    if on_meta:
-        raise LlmpruneError(f"{path}: tensors {on_meta[:5]} were not loaded; the folder is damaged, write it again")
+    model = build_model(
+        config,
+        manifest.shapes,
+        _read_weights(folder),
+        hidden=manifest.hidden_size,
+        head_dim=manifest.head_dim,
+        added_biases=manifest.added_biases,
+        norm_eps=manifest.norm_eps,
+        dtype=dtype,
+        attn=attn,
+        where=f"{path} ({MANIFEST})",
+    )
     if (path / "generation_config.json").is_file():
         model.generation_config = GenerationConfig.from_pretrained(path)
     return model.to(device).eval()
-
-
-def resize_layer_(
-    layer: nn.Module, family: Family, shape: LayerShape, hidden: int, head_dim: int, biases: list[str] = ()
-) -> None:
-    """Give a freshly built (meta) layer the widths `shape`: new empty Linears (and projection norms) of
-    the right shapes (`llmprune.arch.module_shapes`), with a bias also on the writer roles `biases`."""
-    with_bias = {family.proj_path(r) for r in biases}
-    for path, dims in module_shapes(family, shape, hidden, head_dim).items():
-        owner, _, attr = path.rpartition(".")
-        mod = layer.get_submodule(owner)
-        old = getattr(mod, attr)
-        if isinstance(old, nn.Linear):
-            n_out, n_in = dims
-            bias = old.bias is not None or path in with_bias
-            new = nn.Linear(n_in, n_out, bias=bias, device="meta", dtype=old.weight.dtype)
-            setattr(mod, attr, new)
-        else:  # a norm over a projection's rows
-            old.weight = nn.Parameter(torch.empty(dims, device="meta", dtype=old.weight.dtype))
-    set_layer_shape_(layer, family, shape)
