@@ -46,23 +46,66 @@ def reload_fits(free: int, weights: int) -> bool:
 
 def reload_plan(model: nn.Module) -> tuple[torch.device, str]:
     """How a just-written folder is checked: loaded on the model's device when a second copy fits there
-    ("logits": the probe logits are compared), else on the CPU ("weights": every tensor, bit for bit)."""
+    ("logits": the probe logits are compared), else on the CPU ("weights": every tensor, bit for bit), or,
+    when the CPU has no room for a second copy either, read back from its files one tensor at a time
+    ("files", see `verify_files`)."""
+    from llmprune.perf.footprint import free_memory
+
     device = next(model.parameters()).device
     if device.type == "cuda" and not reload_fits(torch.cuda.mem_get_info(device)[0], model_bytes(model)):
-        return torch.device("cpu"), "weights"
+        device = torch.device("cpu")
+        return device, "weights" if reload_fits(free_memory(device), model_bytes(model)) else "files"
+    if device.type == "cpu" and not reload_fits(free_memory(device), model_bytes(model)):
+        return device, "files"
     return device, "logits"
 
 
+def verify_files(files: list, model: nn.Module) -> None:
+    """Every tensor of the safetensors `files` equals the model's bit for bit, and every weight of the model
+    is in them (tied weights once), reading one tensor at a time: the check for models too large to load
+    twice. Else LlmpruneError: the caller writes nothing."""
+    from safetensors import safe_open
+
+    want = model.state_dict()
+    seen: set[str] = set()
+    for file in files:
+        with safe_open(str(file), framework="pt") as f:
+            for name in f.keys():
+                got = f.get_tensor(name)
+                if name not in want or got.dtype != want[name].dtype or not torch.equal(got, want[name].cpu()):
+                    raise LlmpruneError(
+                        f"the written folder reads back with a different {name}; nothing was written. "
+                        "This is a bug in llmprune: please report it"
+                    )
+                seen.add(name)
+    stored = {t.data_ptr() for n, t in want.items() if n in seen}
+    missing = [n for n, t in want.items() if n not in seen and t.data_ptr() not in stored]
+    if missing:
+        raise LlmpruneError(
+            f"the written folder lacks {', '.join(missing[:3])}; nothing was written. "
+            "This is a bug in llmprune: please report it"
+        )
+
+
 def verify_reload(
-    load: Callable[[torch.device], nn.Module], model: nn.Module, ids: torch.Tensor, ref: torch.Tensor
+    load: Callable[[torch.device], nn.Module],
+    model: nn.Module,
+    ids: torch.Tensor,
+    ref: torch.Tensor,
+    files: Callable[[], list] | None = None,
 ) -> None:
     """Load a just-written folder with `load(device)` and check it against the in-memory `model`.
 
     Where `reload_plan` says: on the model's device its `probe_logits` on `ids` must equal `ref` (the
     model's) to 1e-4 relative in fp32, 2e-2 in half precision; on the CPU (no room on the GPU for a second
-    copy) every tensor must equal the model's bit for bit. Else LlmpruneError: the caller writes nothing.
+    copy) every tensor must equal the model's bit for bit; with no room on the CPU either, the weight
+    `files()` are read back one tensor at a time (`verify_files`), without building a second model. Else
+    LlmpruneError: the caller writes nothing.
     """
     device, by = reload_plan(model)
+    if by == "files" and files is not None:
+        verify_files(files(), model)
+        return
     try:
         reloaded = load(device)
         got = probe_logits(reloaded, ids) if by == "logits" else None

@@ -110,7 +110,7 @@ def save_pruned(
             if ref is not None:
                 attn = getattr(model.config, "_attn_implementation", None)
                 load = lambda device: load_pruned(tmp, dtype=param.dtype, attn=attn, device=device)  # noqa: E731
-                verify_reload(load, model, ids, ref)
+                verify_reload(load, model, ids, ref, files=RunFolder(tmp).weight_files)
     except OSError as e:  # unwritable or full disk: atomic_dir has removed its temporary folder
         raise LlmpruneError(f"cannot write {out_dir}: {e}; choose another output path") from e
     return Path(out_dir).expanduser().resolve()

@@ -54,4 +54,31 @@ def test_reload_room_and_model_bytes(make_tiny):
     assert (
         model_bytes(tied) == sum(p.numel() * 4 for p in unique) < sum(t.numel() * 4 for t in tied.state_dict().values())
     )
-    assert reload_plan(tied) == (torch.device("cpu"), "logits")  # on the CPU: always the logits
+    assert reload_plan(tied) == (torch.device("cpu"), "logits")  # on the CPU, with room for a second copy
+
+
+def test_without_room_for_a_second_copy_the_files_are_read_back_tensor_by_tensor(make_tiny, tmp_path, monkeypatch):
+    """A model too large to load twice (7B on a 24 GB machine) is checked from its files, one tensor at a time."""
+    from llmprune.models import reload
+    from llmprune.perf import footprint
+    from llmprune.surgery import io
+
+    pruned, plan = _pruned(make_tiny, "qwen2", dict(tie_word_embeddings=True), "block")
+    monkeypatch.setattr(footprint, "free_memory", lambda device: model_bytes(pruned))  # no room on the CPU
+    assert reload_plan(pruned) == (torch.device("cpu"), "files")
+
+    def never(*args, **kwargs):
+        raise AssertionError("a second model was built")
+
+    monkeypatch.setattr(io, "load_pruned", never)
+    out = save_pruned(pruned, plan, tmp_path / "out")
+    monkeypatch.undo()
+    torch.testing.assert_close(load_pruned(out)(IDS).logits, pruned(IDS).logits, atol=1e-5, rtol=0)
+    files = io.RunFolder(out).weight_files()
+    reload.verify_files(files, pruned)
+    with torch.no_grad():
+        pruned.model.layers[0].mlp.up_proj.weight[1, 2] += 1e-6
+    with pytest.raises(LlmpruneError, match="different model.layers.0.mlp.up_proj.weight"):
+        reload.verify_files(files, pruned)
+    with pytest.raises(LlmpruneError, match="lacks model.embed_tokens.weight, model.layers.0"):
+        reload.verify_files([], pruned)
