@@ -56,10 +56,13 @@ class LayerLoader:
         self.loaded.add(i)
 
     def release(self, i: int) -> None:
-        """Put layer i back on the meta device (its memory is freed)."""
+        """Put layer i back on the meta device (its memory is freed and returned to the system)."""
+        from llmprune.models.malloc import trim
+
         layer = self.model.get_submodule(f"{self.prefix}.{i}")
         layer.to_empty(device="meta")
         self.loaded.discard(i)
+        trim()
 
     def load_all(self) -> None:
         for i in range(len(self.model.get_submodule(self.prefix))):
@@ -73,7 +76,9 @@ def load_offloaded(spec: str, *, dtype: torch.dtype, device: torch.device, attn:
     from llmprune.arch import family_of
     from llmprune.models.aliases import ensure_alias
     from llmprune.models.load import resolve_model_source
+    from llmprune.models.malloc import return_memory_to_os
 
+    return_memory_to_os()  # freed layers leave the process (glibc would keep them in its arenas)
     kind, loc = resolve_model_source(spec)
     if kind == "alias":
         loc = str(ensure_alias(loc))
