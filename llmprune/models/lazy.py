@@ -2,10 +2,11 @@
 
 `load_offloaded(spec)` builds the model on the meta device and reads only what is not a decoder layer
 (embeddings, final norm, lm_head) plus the tokenizer; `LayerLoader.load(i)` reads layer i's tensors
-(from the files, to `device`), `release(i)` returns them to the meta device, `load_all()` reads every
-layer still missing. A layer-by-layer engine then holds the pruned layers before the current one, the
-current one, and nothing of the layers after it: never a second full copy, and never the whole dense
-model. Only safetensors folders (an alias's converted folder, a local folder, a cached hub model).
+(from the files, to `device`), `release(i)` returns them to the meta device (and the memory to the
+system: `llmprune.models.malloc`). The sequential engine writes each layer out pruned when it is done
+(`llmprune.surgery.stream.LayerSink`) and releases it, so it holds the non-layer weights and the current
+layer: never a second full copy, and never the whole model, dense or pruned. Only safetensors folders
+(an alias's converted folder, a local folder, a cached hub model).
 """
 
 from __future__ import annotations
@@ -63,10 +64,6 @@ class LayerLoader:
         layer.to_empty(device="meta")
         self.loaded.discard(i)
         trim()
-
-    def load_all(self) -> None:
-        for i in range(len(self.model.get_submodule(self.prefix))):
-            self.load(i)
 
 
 def load_offloaded(spec: str, *, dtype: torch.dtype, device: torch.device, attn: str | None = None):

@@ -281,21 +281,12 @@ def save_streamed(
     """Write the pruned folder of a model whose decoder layers are in `sink` (on the meta device in
     `model`) into `out_dir`, an empty folder being assembled (`llmprune.fsutil.atomic_dir`'s): what
     `save_pruned` writes, checked tensor by tensor instead of by loading a second model."""
-    from llmprune.arch import family_of
-    from llmprune.runfolder import RunFolder
-    from llmprune.surgery.io import build_manifest
-    from llmprune.surgery.remote_code import write_remote_code
+    from llmprune.surgery.io import build_manifest, write_pruned_files
 
     out = Path(out_dir)
     manifest = build_manifest(model, plan, extra)
     model.save_pretrained(out, state_dict={})  # config and generation config exactly as save_pretrained writes
     files = write_weights(out, model, sink)
-    if not manifest.stock_loadable:
-        write_remote_code(out, family_of(model), manifest.shapes, manifest.norm_eps, manifest.added_biases)
-    folder = RunFolder(out)
-    folder.write_plan(plan)
-    folder.write_manifest(manifest)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(out)
+    write_pruned_files(out, model, plan, manifest, tokenizer)
     verify_weights(out, model, sink, files)
     return out
