@@ -121,7 +121,7 @@ def _prune_and_save(recipe: Recipe, out: Path, model, tok, loader, sink, t0: flo
     sections.update(result.report())
     sections["memory"] = {"offload": loader is not None, **peaks(device)}
     if sink is not None and (recipe.eval or recipe.recovery is not None):
-        sink.read_back_(model, "")  # evaluation and training need the whole pruned model
+        sink.read_back_(model, device=device)  # evaluation and training need the whole pruned model
         sink = None
     console.print(
         f"removed {result.params_before - result.params_after:,} of {result.params_before:,} parameters "

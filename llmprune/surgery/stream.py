@@ -114,13 +114,13 @@ class LayerSink:
         c = self.chunks[name]
         return _read(self.data, c.offset, c.dtype, c.shape)
 
-    def read_back_(self, model: nn.Module, prefix: str) -> None:
-        """Load every written tensor under `prefix` (e.g. "model.layers.3.") into `model` again."""
+    def read_back_(self, model: nn.Module, prefix: str = "", device: torch.device | str = "cpu") -> None:
+        """Load every written tensor under `prefix` (e.g. "model.layers.3.") into `model` again, on `device`."""
         owners: dict[str, dict[str, torch.Tensor]] = {}
         for name in self.chunks:
             module, _, key = name.rpartition(".")
             if name.startswith(prefix):
-                owners.setdefault(module, {})[key] = self.tensor(name)
+                owners.setdefault(module, {})[key] = self.tensor(name).to(device)
         for module, tensors in owners.items():
             model.get_submodule(module).load_state_dict(tensors, strict=False, assign=True)
 

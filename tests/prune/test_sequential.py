@@ -137,3 +137,18 @@ def test_offload_writes_the_same_folder(tiny_dir, tiny_text_data, tmp_path, comp
     with torch.no_grad():
         a, b = (load_pruned(outs[k]) for k in (False, True))
         assert torch.equal(a(IDS).logits, b(IDS).logits)
+
+
+def test_offload_with_evaluation_reads_the_layers_back(tiny_dir, tiny_text_data, tmp_path):
+    """Evaluating the pruned model needs it whole: the written layers are read back, the same perplexity."""
+    from llmprune.jobs import run_recipe
+    from llmprune.recipes import recipe_from_dict
+
+    src = tiny_dir("llama", heads=6, kv_heads=2, intermediate_size=96, num_hidden_layers=4)
+    ppl = {}
+    for offload in (False, True):
+        prune = {"ratio": 0.2, "engine": "sequential", "allocation": "depth", "offload": offload}
+        prune["sequential_calib"] = {"samples": 8, "seq_len": 16}
+        recipe = recipe_from_dict({"model": str(src), "prune": prune, "eval": {"max_windows": 4, "seq_len": 16}})
+        ppl[offload] = run_recipe(recipe, tmp_path / f"out-{offload}", progress=False)["ppl"]
+    assert ppl[True] == ppl[False]
