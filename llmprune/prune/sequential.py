@@ -23,6 +23,8 @@ How many units each layer loses (the allocation) comes first, from one of
 - `depth`: a depth schedule (SlimGPT): layer i loses a fraction growing with log(i), the same fraction of
   attention units and MLP channels.
 Removed units are zeroed and the refits written as the pass goes; `prune_` then removes them physically.
+With offload and a sink (`llmprune.surgery.stream.LayerSink`) each layer is instead removed physically
+(`prune_layer_`), written out and freed as soon as it is done.
 The o_proj / down_proj biases the refit adds are real parameters, counted in the budget.
 """
 
