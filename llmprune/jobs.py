@@ -113,21 +113,34 @@ def offload_wanted(recipe: Recipe) -> bool:
 def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dict:
     """Execute `recipe`, writing everything to `out`; returns the report (also in out/report.json)."""
     from llmprune.models import load_model
-    from llmprune.prune.pipeline import prune_model
-    from llmprune.surgery.io import save_pruned
 
     out = prepare_output(out, RUN_KINDS)  # before the expensive steps, not after them
     check_inputs(recipe)
     t0 = time.perf_counter()
-    loader = None
+    loader = sink = None
     if offload_wanted(recipe):
         from llmprune.models.lazy import load_offloaded
         from llmprune.models.load import resolve_device, resolve_dtype
+        from llmprune.surgery.stream import LayerSink
 
         device = resolve_device(recipe.device)
         model, tok, loader = load_offloaded(recipe.model, dtype=resolve_dtype(recipe.dtype, device), device=device)
+        sink = LayerSink.beside(out)  # pruned layers go to disk as they are done
     else:
         model, tok = load_model(recipe.model, dtype=recipe.dtype, device=recipe.device)
+    try:
+        return _prune_and_save(recipe, out, model, tok, loader, sink, t0, progress)
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+def _prune_and_save(recipe: Recipe, out: Path, model, tok, loader, sink, t0: float, progress: bool) -> dict:
+    """The rest of `run_recipe` once the model is loaded (with `sink`, offload: layers written as done)."""
+    from llmprune.prune.pipeline import prune_model
+    from llmprune.surgery.io import save_pruned
+    from llmprune.surgery.stream import save_streamed
+
     sections: dict = {"recipe": recipe.model_dump(mode="json"), "model": recipe.model}
     eval_seconds: float | None = None  # the last evaluation's duration: the next one's estimate
     if recipe.eval and recipe.eval.before and loader is not None:
@@ -142,9 +155,12 @@ def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dic
     console.print(f"[bold]pruning[/bold] {cfg.ratio:.0%} ({cfg.scope}, engine {cfg.engine})")
     device = next(iter(model.parameters())).device
     reset_peaks(device)
-    result = prune_model(model, tok, cfg, progress=progress, loader=loader)
+    result = prune_model(model, tok, cfg, progress=progress, loader=loader, sink=sink)
     sections.update(result.report())
     sections["memory"] = {"offload": loader is not None, **peaks(device)}
+    if sink is not None and (recipe.eval or recipe.recovery is not None):
+        sink.read_back_(model, device=device)  # evaluation and training need the whole pruned model
+        sink = None
     console.print(
         f"removed {result.params_before - result.params_after:,} of {result.params_before:,} parameters "
         f"({result.ratio_removed:.2%}) in {result.seconds:.1f} s"
@@ -164,7 +180,10 @@ def run_recipe(recipe: Recipe, out: str | Path, *, progress: bool = True) -> dic
         report = RunReport(**sections)
         with atomic_dir(out, "run", replaces=RUN_KINDS) as tmp:
             extra = {"merged_adapter": ADAPTER} if adapter is not None else None
-            save_pruned(model, result.plan, tmp, tokenizer=tok, extra=extra)
+            if sink is not None:  # the layers are on disk: written to the folder from there
+                save_streamed(model, result.plan, tmp, sink, tokenizer=tok, extra=extra)
+            else:
+                save_pruned(model, result.plan, tmp, tokenizer=tok, extra=extra)
             folder = RunFolder(tmp)
             folder.write_scores(result.scores)
             if adapter is not None:

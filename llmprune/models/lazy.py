@@ -2,10 +2,11 @@
 
 `load_offloaded(spec)` builds the model on the meta device and reads only what is not a decoder layer
 (embeddings, final norm, lm_head) plus the tokenizer; `LayerLoader.load(i)` reads layer i's tensors
-(from the files, to `device`), `release(i)` returns them to the meta device, `load_all()` reads every
-layer still missing. A layer-by-layer engine then holds the pruned layers before the current one, the
-current one, and nothing of the layers after it: never a second full copy, and never the whole dense
-model. Only safetensors folders (an alias's converted folder, a local folder, a cached hub model).
+(from the files, to `device`), `release(i)` returns them to the meta device (and the memory to the
+system: `llmprune.models.malloc`). The sequential engine writes each layer out pruned when it is done
+(`llmprune.surgery.stream.LayerSink`) and releases it, so it holds the non-layer weights and the current
+layer: never a second full copy, and never the whole model, dense or pruned. Only safetensors folders
+(an alias's converted folder, a local folder, a cached hub model).
 """
 
 from __future__ import annotations
@@ -56,14 +57,13 @@ class LayerLoader:
         self.loaded.add(i)
 
     def release(self, i: int) -> None:
-        """Put layer i back on the meta device (its memory is freed)."""
+        """Put layer i back on the meta device (its memory is freed and returned to the system)."""
+        from llmprune.models.malloc import trim
+
         layer = self.model.get_submodule(f"{self.prefix}.{i}")
         layer.to_empty(device="meta")
         self.loaded.discard(i)
-
-    def load_all(self) -> None:
-        for i in range(len(self.model.get_submodule(self.prefix))):
-            self.load(i)
+        trim()
 
 
 def load_offloaded(spec: str, *, dtype: torch.dtype, device: torch.device, attn: str | None = None):
@@ -73,7 +73,9 @@ def load_offloaded(spec: str, *, dtype: torch.dtype, device: torch.device, attn:
     from llmprune.arch import family_of
     from llmprune.models.aliases import ensure_alias
     from llmprune.models.load import resolve_model_source
+    from llmprune.models.malloc import return_memory_to_os
 
+    return_memory_to_os()  # freed layers leave the process (glibc would keep them in its arenas)
     kind, loc = resolve_model_source(spec)
     if kind == "alias":
         loc = str(ensure_alias(loc))

@@ -94,9 +94,9 @@ class PruneConfig(BaseModel):
     )
     offload: bool | None = Field(
         None,
-        description="sequential: read decoder layers one at a time from the safetensors files (only the pruned "
-        "layers before the current one and the current one in memory); null: when the weights would take more "
-        "than half the free memory",
+        description="sequential: read decoder layers one at a time from the safetensors files and write each "
+        "one out pruned when it is done (only the current layer and the non-layer weights in memory); null: when "
+        "the weights would take more than half the free memory",
     )
     sequential_calib: SequentialCalib = Field(
         default_factory=SequentialCalib,

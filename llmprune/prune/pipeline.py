@@ -103,12 +103,16 @@ def _windows(tokenizer, c: CalibConfig) -> torch.Tensor:
     return calibration_batches(tokenizer, c.source, samples=c.samples, seq_len=c.seq_len, seed=c.seed)
 
 
-def prune_model(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = True, loader=None) -> PruneResult:
+def prune_model(
+    model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = True, loader=None, sink=None
+) -> PruneResult:
     """Score, plan and physically prune `model` in place with the engine `cfg.engine` names. `loader`
-    (`llmprune.models.lazy.LayerLoader`, offload): the model's layers are read one at a time."""
+    (`llmprune.models.lazy.LayerLoader`, offload): the model's layers are read one at a time; `sink`
+    (`llmprune.surgery.stream.LayerSink`, with a loader): and written out pruned, one at a time, the
+    model's layers left on the meta device (save it with `save_streamed`)."""
     if loader is not None and cfg.engine != "sequential":
         raise LlmpruneError("only the sequential engine reads layers one at a time (offload)")
-    kwargs = {"loader": loader} if loader is not None else {}
+    kwargs = {"loader": loader, "sink": sink} if loader is not None else {}
     return ENGINES[cfg.engine](model, tokenizer, cfg, progress=progress, **kwargs)
 
 
@@ -134,7 +138,9 @@ def _taylor(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = T
     return result
 
 
-def _sequential(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = True, loader=None) -> PruneResult:
+def _sequential(
+    model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool = True, loader=None, sink=None
+) -> PruneResult:
     """Engine `sequential` (`llmprune.prune.sequential`): allocation, then the layer-by-layer pass, then
     surgery. The biases the refit adds to every layer's o_proj / down_proj are counted in the target."""
     import dataclasses
@@ -142,6 +148,7 @@ def _sequential(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool
     from llmprune.prune.allocate import allocate, error_scores, output_fisher
     from llmprune.prune.sequential import sequential_prune_
     from llmprune.surgery import prune_
+    from llmprune.surgery.shapes import sync_config_
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -177,12 +184,15 @@ def _sequential(model: nn.Module, tokenizer, cfg: PruneConfig, *, progress: bool
     counts = allocate(base, cfg, target=target, costs=costs, layers=layers, scores=scores)
     timings["allocation"] = time.perf_counter() - t
     t = time.perf_counter()
-    plan = sequential_prune_(model, batches, counts, cfg, progress=progress, loader=loader, fisher=fisher)
+    plan = sequential_prune_(model, batches, counts, cfg, progress=progress, loader=loader, fisher=fisher, sink=sink)
     timings["sequential"] = time.perf_counter() - t
     meta = {"config": cfg.model_dump(), "model": getattr(model.config, "name_or_path", "") or ""}
     plan = dataclasses.replace(plan, meta=meta)
     t = time.perf_counter()
-    prune_(model, plan)
+    if sink is None:
+        prune_(model, plan)
+    else:  # every layer was pruned as it was written out: only the config is left
+        sync_config_(model)
     timings["surgery"] = time.perf_counter() - t
     return PruneResult(plan, params_before, count_params(model), time.perf_counter() - t0, scores or {}, timings)
 

@@ -23,6 +23,8 @@ How many units each layer loses (the allocation) comes first, from one of
 - `depth`: a depth schedule (SlimGPT): layer i loses a fraction growing with log(i), the same fraction of
   attention units and MLP channels.
 Removed units are zeroed and the refits written as the pass goes; `prune_` then removes them physically.
+With offload and a sink (`llmprune.surgery.stream.LayerSink`) each layer is instead removed physically
+(`prune_layer_`), written out and freed as soon as it is done.
 The o_proj / down_proj biases the refit adds are real parameters, counted in the budget.
 """
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -45,6 +48,9 @@ from llmprune.models.lazy import LayerLoader
 from llmprune.prune import obs
 from llmprune.prune.config import PruneConfig
 from llmprune.prune.plan import BaseShape, LayerPlan, PrunePlan
+
+if TYPE_CHECKING:
+    from llmprune.surgery.stream import LayerSink
 
 MICRO_BATCH = 8  # calibration windows per layer forward
 
@@ -184,9 +190,12 @@ class SequentialPass:
     progress: bool = True
     loader: LayerLoader | None = None  # offload: layers read from the safetensors files when reached
     fisher: dict[str, torch.Tensor] | None = None  # output Fisher per Linear name (allocation fisher)
+    sink: LayerSink | None = None  # offload: each finished layer is pruned, written out and freed
 
     def __post_init__(self) -> None:
         self._names = {id(m): n for n, m in self.model.named_modules()}
+        if self.sink is not None and self.loader is None:
+            raise LlmpruneError("a layer sink needs the offload loader (layers freed after writing)")
 
     def run(self, batches: torch.Tensor, counts: dict[int, Counts], layers: list[int]) -> list[LayerPlan]:
         cfg, lay = self.cfg, self.layout
@@ -204,6 +213,7 @@ class SequentialPass:
             if i not in layers:  # before the range: both streams go through the same dense layer
                 stream = _stream(layer, stream)
                 dense_stream = stream if dense else None
+                self.finish(i)
                 continue
             targets = {}
             if dense:  # the unpruned layer's own outputs, before it changes
@@ -216,12 +226,27 @@ class SequentialPass:
             self._mask(i, {"attn_head": heads, "kv_group": kv})  # the layer now computes what the pruned one will
             mlp = self._mlp(layer, stream, c.mlp, targets.get(lay.family.proj_path("down")))
             self._mask(i, {"mlp_channel": mlp})
+            lp = LayerPlan(layer=i, heads=tuple(heads), kv_heads=tuple(kv), mlp_channels=tuple(mlp))
             if heads or mlp:
-                out.append(LayerPlan(layer=i, heads=tuple(heads), kv_heads=tuple(kv), mlp_channels=tuple(mlp)))
+                out.append(lp)
             stream = _stream(layer, stream) if i < layers[-1] else []
+            self.finish(i, lp)
             bar.update(1)
         bar.close()
         return out
+
+    def finish(self, i: int, lp: LayerPlan | None = None) -> None:
+        """With a sink: give layer i its refit biases, remove its units, write it out and free it."""
+        if self.sink is None:
+            return
+        from llmprune.surgery.apply import prune_layer_
+
+        if self.cfg.bias:
+            add_biases_(self.model, self.layout, [r for r in WRITERS if not self.layout.has_bias(r)], [i])
+        if lp is not None:
+            prune_layer_(self.model, self.layout, PrunePlan(self.base, (lp,)), i)
+        self.sink.write(f"{self.layout.layer(i)}.", self.model.get_submodule(self.layout.layer(i)))
+        self.loader.release(i)
 
     def _row_scale(self, layer: nn.Module, role: str, w: torch.Tensor) -> torch.Tensor:
         """sqrt of the output Fisher of this Linear (a column of ones without one): the OBS updates are per
@@ -280,9 +305,9 @@ class SequentialPass:
         return gone
 
 
-def add_biases_(model: nn.Module, layout: Layout, roles: list[str]) -> None:
-    """Give the `roles` projections of every layer a bias where they have none (zeros)."""
-    for i in range(layout.num_layers):
+def add_biases_(model: nn.Module, layout: Layout, roles: list[str], layers: list[int] | None = None) -> None:
+    """Give the `roles` projections of every layer (or of `layers`) a bias where they have none (zeros)."""
+    for i in range(layout.num_layers) if layers is None else layers:
         for role in roles:
             lin = model.get_submodule(layout.proj(i, role))
             if lin.bias is None:
@@ -299,10 +324,13 @@ def sequential_prune_(
     progress: bool = True,
     loader: LayerLoader | None = None,
     fisher: dict[str, torch.Tensor] | None = None,
+    sink: LayerSink | None = None,
 ) -> PrunePlan:
     """Run the sequential pass on `model` in place (removed units zeroed, readers refit) and return the plan
     of what it removed (surgery then removes it physically). With a `loader` (offload) the layers are read
-    as the pass reaches them, and the ones after the range at the end."""
+    as the pass reaches them, and the ones after the range at the end. With a `sink` too, every layer is
+    pruned physically as soon as it is done, written to the sink and freed: the model's layers end on the
+    meta device with their pruned shapes (`llmprune.surgery.stream.save_streamed` writes the folder)."""
     layout = describe(model)
     base = BaseShape.from_layout(layout)
     layers = sorted(counts) or [0]
@@ -312,10 +340,14 @@ def sequential_prune_(
     try:
         with torch.no_grad():
             span = list(range(layers[0], layers[-1] + 1))
-            plans = SequentialPass(model, layout, base, cfg, progress, loader, fisher).run(batches, counts, span)
-            if loader is not None:
-                loader.load_all()
-            if cfg.bias:  # every layer gets the writers' bias (zero where not refit): one shape for all layers
+            seq = SequentialPass(model, layout, base, cfg, progress, loader, fisher, sink)
+            plans = seq.run(batches, counts, span)
+            for i in range(span[-1] + 1, layout.num_layers) if loader is not None else ():
+                loader.load(i)  # after the range: read (and, with a sink, written out and freed) one by one
+                seq.finish(i)
+            if (
+                cfg.bias and sink is None
+            ):  # every layer gets the writers' bias (zero where not refit): one shape for all layers
                 add_biases_(model, layout, [r for r in WRITERS if not layout.has_bias(r)])
     finally:
         model.train(was)

@@ -77,18 +77,41 @@ def prune_(model: nn.Module, plan: PrunePlan) -> nn.Module:
     widths = {n: model.get_submodule(n).weight.shape[0] for n in norms}
     remove_slices_(model, plan_slices(model, layout, plan))
     lm_scale = _scale_embedding_(model, layout, plan) if plan.hidden_channels else 1.0
-    for name, old in widths.items():  # every norm whose width shrank: hidden norms, OLMo 2's q/k norms
-        norm = model.get_submodule(name)
-        ratio = old / norm.weight.shape[0]
-        if ratio != 1.0:
-            scale = math.sqrt(ratio) / lm_scale if name == fam.final_norm else None
-            rescale_norm_(norm, ratio, fam.norm_eps, offset=fam.norm_offset, scale=scale)
+    _rescale_shrunk_norms_(model, layout, widths, lm_scale)
     hidden = layout.hidden_size - len(plan.hidden_channels)
     for i in range(layout.num_layers):  # before reading the model again: a fused q/k/v splits by these
         set_layer_shape_(model.get_submodule(layout.layer(i)), fam, plan.shape_of(i), hidden=hidden)
     drop_layers_(model, layout, plan.dropped_layers)
     sync_config_(model)
     return model
+
+
+def _rescale_shrunk_norms_(model: nn.Module, layout: Layout, widths: dict[str, int], lm_scale: float = 1.0) -> None:
+    """Rescale every norm of `widths` (name -> width before) whose width shrank (`rescale_norm_`: exact)."""
+    fam = layout.family
+    for name, old in widths.items():  # hidden norms, OLMo 2's q/k norms
+        norm = model.get_submodule(name)
+        ratio = old / norm.weight.shape[0]
+        if ratio != 1.0:
+            scale = math.sqrt(ratio) / lm_scale if name == fam.final_norm else None
+            rescale_norm_(norm, ratio, fam.norm_eps, offset=fam.norm_offset, scale=scale)
+
+
+@torch.no_grad()
+def prune_layer_(model: nn.Module, layout: Layout, plan: PrunePlan, i: int) -> None:
+    """Remove what `plan` removes from decoder layer `i` alone (heads, KV groups, MLP channels), in place:
+    what `prune_` does to that layer, for a model whose layers are pruned (and written out) one at a time
+    (offload). `layout` is the unpruned model's; other layers may be pruned already or on the meta device.
+    Plans that remove hidden channels or whole layers change every layer at once: LlmpruneError."""
+    if plan.hidden_channels or plan.dropped_layers:
+        raise LlmpruneError("a plan removing hidden channels or layers cannot be applied one layer at a time")
+    kinds = {"attn_head", "kv_group", "mlp_channel"}
+    groups = {g.id: g for g in build_groups(model, layers=range(i, i + 1), kinds=kinds, layout=layout)}
+    units = [(groups[gid], u) for gid, u in plan.removed_units().items() if gid in groups]
+    widths = {n: model.get_submodule(n).weight.shape[0] for n, _ in layout.proj_norms(i)}
+    remove_slices_(model, unit_slices(units))
+    _rescale_shrunk_norms_(model, layout, widths)
+    set_layer_shape_(model.get_submodule(layout.layer(i)), layout.family, plan.shape_of(i), hidden=layout.hidden_size)
 
 
 def _scale_embedding_(model: nn.Module, layout: Layout, plan: PrunePlan) -> float:

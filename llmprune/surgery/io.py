@@ -73,6 +73,18 @@ def build_manifest(model: nn.Module, plan: PrunePlan, extra: dict | None = None)
     )
 
 
+def write_pruned_files(folder: Path, model: nn.Module, plan: PrunePlan, manifest: Manifest, tokenizer: Any) -> None:
+    """What a pruned folder holds besides config and weights: modeling file (when not stock-loadable), plan,
+    manifest, tokenizer (when given)."""
+    if not manifest.stock_loadable:
+        write_remote_code(folder, family_of(model), manifest.shapes, manifest.norm_eps, manifest.added_biases)
+    run = RunFolder(folder)
+    run.write_plan(plan)
+    run.write_manifest(manifest)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+
+
 def read_manifest(path: str | Path) -> Manifest:
     """The validated manifest of a pruned folder (`RunFolder(path).read_manifest()`)."""
     return RunFolder(path).read_manifest()
@@ -100,13 +112,7 @@ def save_pruned(
     try:
         with atomic_dir(out_dir, "pruned", replaces=RUN_KINDS) as tmp:
             model.save_pretrained(tmp)
-            if not manifest.stock_loadable:
-                write_remote_code(tmp, family_of(model), manifest.shapes, manifest.norm_eps, manifest.added_biases)
-            folder = RunFolder(tmp)
-            folder.write_plan(plan)
-            folder.write_manifest(manifest)
-            if tokenizer is not None:
-                tokenizer.save_pretrained(tmp)
+            write_pruned_files(tmp, model, plan, manifest, tokenizer)
             if ref is not None:
                 attn = getattr(model.config, "_attn_implementation", None)
                 load = lambda device: load_pruned(tmp, dtype=param.dtype, attn=attn, device=device)  # noqa: E731

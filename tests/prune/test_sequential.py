@@ -96,16 +96,15 @@ def test_engine_meets_the_ratio_with_biases_counted(make_tiny, tiny_text_data, a
     assert result.plan.meta["config"]["engine"] == "sequential"
 
 
-@pytest.mark.parametrize("compensate", ["layer", "dense"])
-def test_offload_gives_identical_plans_and_weights(tiny_dir, tiny_text_data, tmp_path, compensate):
-    """Layers read one at a time from the safetensors files: the same plan and, bit for bit, the same weights."""
-    from safetensors.torch import load_file
-
+@pytest.mark.parametrize(("compensate", "bias", "tied"), [("layer", False, False), ("dense", True, True)])
+def test_offload_writes_the_same_folder(tiny_dir, tiny_text_data, tmp_path, compensate, bias, tied):
+    """Layers read one at a time from the safetensors files and written out one at a time as they are done
+    (streamed save): the same plan and, byte for byte, the same folder as pruning in memory."""
     from llmprune.jobs import run_recipe
     from llmprune.prune.plan import PrunePlan
     from llmprune.recipes import recipe_from_dict
 
-    src = tiny_dir("llama", heads=6, kv_heads=2, intermediate_size=96, num_hidden_layers=4)
+    src = tiny_dir("llama", heads=6, kv_heads=2, intermediate_size=96, num_hidden_layers=4, tie_word_embeddings=tied)
     outs = {}
     for offload in (False, True):
         recipe = recipe_from_dict(
@@ -116,8 +115,9 @@ def test_offload_gives_identical_plans_and_weights(tiny_dir, tiny_text_data, tmp
                     "engine": "sequential",
                     "allocation": "error",  # offload takes no gradients
                     "compensate": compensate,
+                    "bias": bias,
                     "offload": offload,
-                    "layers": "1-2",
+                    "layers": "1-2",  # layers before and after the range are streamed through too
                     "sequential_calib": {"samples": 8, "seq_len": 16},
                 },
             }
@@ -129,5 +129,26 @@ def test_offload_gives_identical_plans_and_weights(tiny_dir, tiny_text_data, tmp
     assert plans[True].layers == plans[False].layers and plans[True].base == plans[False].base
     meta = {k: {**p.meta["config"], "offload": None} for k, p in plans.items()}
     assert meta[True] == meta[False]  # the same plan but for the offload flag itself
-    a, b = (load_file(str(outs[k] / "model.safetensors")) for k in (False, True))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    files = sorted(p.name for p in outs[False].iterdir())
+    assert files == sorted(p.name for p in outs[True].iterdir())
+    for name in set(files) - {"plan.json", "report.json"}:
+        assert (outs[True] / name).read_bytes() == (outs[False] / name).read_bytes(), name
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no scratch folder left
+    with torch.no_grad():
+        a, b = (load_pruned(outs[k]) for k in (False, True))
+        assert torch.equal(a(IDS).logits, b(IDS).logits)
+
+
+def test_offload_with_evaluation_reads_the_layers_back(tiny_dir, tiny_text_data, tmp_path):
+    """Evaluating the pruned model needs it whole: the written layers are read back, the same perplexity."""
+    from llmprune.jobs import run_recipe
+    from llmprune.recipes import recipe_from_dict
+
+    src = tiny_dir("llama", heads=6, kv_heads=2, intermediate_size=96, num_hidden_layers=4)
+    ppl = {}
+    for offload in (False, True):
+        prune = {"ratio": 0.2, "engine": "sequential", "allocation": "depth", "offload": offload}
+        prune["sequential_calib"] = {"samples": 8, "seq_len": 16}
+        recipe = recipe_from_dict({"model": str(src), "prune": prune, "eval": {"max_windows": 4, "seq_len": 16}})
+        ppl[offload] = run_recipe(recipe, tmp_path / f"out-{offload}", progress=False)["ppl"]
+    assert ppl[True] == ppl[False]
