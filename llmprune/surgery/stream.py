@@ -15,9 +15,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import shutil
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from llmprune import tempfiles
 from llmprune.errors import LlmpruneError
 from llmprune.prune.plan import PrunePlan
 
@@ -100,7 +99,7 @@ class LayerSink:
         """A sink in a new hidden scratch folder next to `out` (same file system: the copy stays local)."""
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        return cls(tempfile.mkdtemp(prefix=f".{out.name}.layers-", dir=out.parent))
+        return cls(tempfiles.new_dir(out))  # llmprune's temporary scheme: swept if the process is killed
 
     def write(self, prefix: str, module: nn.Module) -> None:
         """Append every tensor of `module`'s state dict, named `prefix` + its key."""
@@ -129,7 +128,7 @@ class LayerSink:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        tempfiles.remove(Path(self.scratch))
 
 
 def saved_tensors(model: nn.Module, sink: LayerSink) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
