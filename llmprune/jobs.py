@@ -98,7 +98,8 @@ def offload_wanted(recipe: Recipe) -> bool:
     if not cfg.can_offload:
         return False
     from llmprune.models.load import resolve_device, resolve_dtype, resolve_model_source
-    from llmprune.perf.footprint import free_memory, weights_bytes
+    from llmprune.perf.footprint import weights_bytes
+    from llmprune.perf.memory import free_memory
 
     if resolve_model_source(recipe.model)[0] not in ("alias", "hf_dir", "hub"):
         return False

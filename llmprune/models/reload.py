@@ -49,7 +49,7 @@ def reload_plan(model: nn.Module) -> tuple[torch.device, str]:
     ("logits": the probe logits are compared), else on the CPU ("weights": every tensor, bit for bit), or,
     when the CPU has no room for a second copy either, read back from its files one tensor at a time
     ("files", see `verify_files`)."""
-    from llmprune.perf.footprint import free_memory
+    from llmprune.perf.memory import free_memory
 
     device = next(model.parameters()).device
     if device.type == "cuda" and not reload_fits(torch.cuda.mem_get_info(device)[0], model_bytes(model)):

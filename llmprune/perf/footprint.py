@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from llmprune.errors import LlmpruneError
+from llmprune.perf.memory import proc_kib
 from llmprune.runfolder import WEIGHTS_INDEX, RunFolder
 
 
@@ -66,30 +67,19 @@ def disk_bytes(spec: str) -> int:
     return sum(f.stat().st_size for f in weights_files(spec))
 
 
-def _proc_kib(file: str, field: str) -> int | None:
-    """A `Field:   N kB` line of /proc/self/status or /proc/meminfo, in KiB (None off Linux)."""
-    try:
-        for line in Path(file).read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def reset_peak_rss() -> int:
     """Reset the resident-set high-water mark where the OS allows it; returns the current RSS in bytes."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         pass
-    rss = _proc_kib("/proc/self/status", "VmRSS")
+    rss = proc_kib("/proc/self/status", "VmRSS")
     return rss * 1024 if rss is not None else peak_rss()
 
 
 def peak_rss() -> int:
     """Resident-set high-water mark of this process, in bytes."""
-    hwm = _proc_kib("/proc/self/status", "VmHWM")
+    hwm = proc_kib("/proc/self/status", "VmHWM")
     if hwm is not None:
         return hwm * 1024
     import resource
@@ -115,18 +105,6 @@ def peaks(device) -> dict[str, int]:
 
         out["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated(device))
     return out
-
-
-def free_memory(device) -> int:
-    """Bytes the device can still take: MemAvailable on the CPU, free memory on a GPU."""
-    if getattr(device, "type", device) == "cuda":
-        import torch
-
-        return int(torch.cuda.mem_get_info(device)[0])
-    kib = _proc_kib("/proc/meminfo", "MemAvailable")
-    if kib is None:
-        return 1 << 62  # unknown: never offload on that account
-    return kib * 1024
 
 
 def weights_bytes(spec: str, dtype) -> int:

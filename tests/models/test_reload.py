@@ -60,11 +60,11 @@ def test_reload_room_and_model_bytes(make_tiny):
 def test_without_room_for_a_second_copy_the_files_are_read_back_tensor_by_tensor(make_tiny, tmp_path, monkeypatch):
     """A model too large to load twice (7B on a 24 GB machine) is checked from its files, one tensor at a time."""
     from llmprune.models import reload
-    from llmprune.perf import footprint
+    from llmprune.perf import memory
     from llmprune.surgery import io
 
     pruned, plan = _pruned(make_tiny, "qwen2", dict(tie_word_embeddings=True), "block")
-    monkeypatch.setattr(footprint, "free_memory", lambda device: model_bytes(pruned))  # no room on the CPU
+    monkeypatch.setattr(memory, "free_memory", lambda device: model_bytes(pruned))  # no room on the CPU
     assert reload_plan(pruned) == (torch.device("cpu"), "files")
 
     def never(*args, **kwargs):
