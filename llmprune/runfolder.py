@@ -55,6 +55,7 @@ ADAPTER = "adapter"
 MODELING = "modeling_llmprune.py"
 WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
+SHARD_SIZE = "5GB"  # weights files llmprune writes: at most this (the Hub's usual split; a 7B model in 3 files)
 
 
 MANIFEST_FORMAT = "llmprune-pruned"

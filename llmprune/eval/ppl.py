@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from llmprune.errors import LlmpruneError
 from llmprune.eval.config import BATCH_SIZE, SEQ_LEN
+from llmprune.models.halfcpu import fp32_compute
 
 
 def perplexity_windows(ids: torch.Tensor, seq_len: int, max_windows: int | None = None) -> torch.Tensor:
@@ -39,12 +40,13 @@ def window_nll(model, windows: torch.Tensor, *, batch_size: int = BATCH_SIZE, pr
     device = next(model.parameters()).device
     out = []
     bar = tqdm(total=windows.shape[0], desc="perplexity", unit="win", disable=not progress, leave=False)
-    for i in range(0, windows.shape[0], batch_size):
-        batch = windows[i : i + batch_size].to(device)
-        logits = model(input_ids=batch, use_cache=False).logits[:, :-1].float()
-        nll = F.cross_entropy(logits.transpose(1, 2), batch[:, 1:], reduction="none").sum(dim=1)
-        out.append(nll.cpu())
-        bar.update(batch.shape[0])
+    with fp32_compute(model):
+        for i in range(0, windows.shape[0], batch_size):
+            batch = windows[i : i + batch_size].to(device)
+            logits = model(input_ids=batch, use_cache=False).logits[:, :-1].float()
+            nll = F.cross_entropy(logits.transpose(1, 2), batch[:, 1:], reduction="none").sum(dim=1)
+            out.append(nll.cpu())
+            bar.update(batch.shape[0])
     bar.close()
     return torch.cat(out)
 

@@ -233,6 +233,7 @@ def zeroshot(
     >>> zeroshot(model, tok, ["boolq", "piqa"], limit=100)["mean_acc"]  # doctest: +SKIP
     """
     from llmprune.eval.harness import make_lm
+    from llmprune.models.halfcpu import fp32_compute
 
     t0 = time.perf_counter()
     check_scorer(scorer)
@@ -247,12 +248,13 @@ def zeroshot(
         store = ResultCache(Path(cache), model_fingerprint(model, tokenizer, window=lm.max_length))
     results = {}
     try:
-        for task in loaded:
-            if progress:
-                print(f"zero-shot {task.name}: {len(task.examples)} examples", file=sys.stderr, flush=True)
-            results[task.name] = evaluate_task(
-                lm, task, progress=progress, scorer=scorer, batch_size=batch_size, cache=store
-            ).to_dict()
+        with fp32_compute(model):
+            for task in loaded:
+                if progress:
+                    print(f"zero-shot {task.name}: {len(task.examples)} examples", file=sys.stderr, flush=True)
+                results[task.name] = evaluate_task(
+                    lm, task, progress=progress, scorer=scorer, batch_size=batch_size, cache=store
+                ).to_dict()
     finally:  # release the cache's lock also on an error or Ctrl-C (a notebook keeps the traceback)
         if store is not None:
             store.close()

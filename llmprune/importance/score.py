@@ -17,12 +17,15 @@ from llmprune.importance.collect import collect_input_norms, reduce_gradients
 from llmprune.importance.methods import ParamStats, importance_method
 
 
-def activation_bytes_per_token(config, dtype: torch.dtype) -> int:
+def activation_bytes_per_token(config, dtype: torch.dtype, *, checkpointed: bool = False) -> int:
     """A rough count of what one token's forward pass keeps for backward: per decoder layer about 12 hidden
-    and 4 intermediate activations in the model's dtype, and the logits (fp32, their copy and gradient)."""
+    and 4 intermediate activations in the model's dtype (`checkpointed`: each layer's input, and one layer's
+    activations while it is recomputed), and the logits (fp32, their copy and gradient)."""
     h, i = config.hidden_size, getattr(config, "intermediate_size", 4 * config.hidden_size)
     layers = config.num_hidden_layers
-    return layers * (12 * h + 4 * i) * torch.finfo(dtype).bits // 8 + 12 * config.vocab_size
+    layer = (12 * h + 4 * i) * torch.finfo(dtype).bits // 8
+    kept = layers * h * torch.finfo(dtype).bits // 8 + layer if checkpointed else layers * layer
+    return kept + 12 * config.vocab_size
 
 
 def grad_micro_batch(model: nn.Module, batches: torch.Tensor, scored: list[nn.Parameter]) -> int:
@@ -31,10 +34,12 @@ def grad_micro_batch(model: nn.Module, batches: torch.Tensor, scored: list[nn.Pa
     One pass over every sample when its activations take no more memory than the scored weights' gradients:
     the gradients are then reduced and freed as they complete and never held whole (LLM-Pruner's 10 x 64
     tokens at 7B: about 4 GB of activations against 10.5 GB of gradients). Otherwise several passes hold the
-    gradients in between, and each pass's activations are kept below them (SmolLM2: 2-3 windows of 64)."""
+    gradients in between, and each pass's activations are kept below them. The decoder layers are
+    checkpointed (`checkpoint_layers`), so the activations are small: 10 x 64 tokens in one pass both at 7B
+    (about 0.2 GB of activations) and for SmolLM2."""
     dtype = next(model.parameters()).dtype
     grad_bytes = sum(p.numel() * p.element_size() for p in scored)
-    per_sample = activation_bytes_per_token(model.config, dtype) * batches.shape[1]
+    per_sample = activation_bytes_per_token(model.config, dtype, checkpointed=True) * batches.shape[1]
     if per_sample * batches.shape[0] <= grad_bytes:
         return batches.shape[0]
     return max(1, grad_bytes // per_sample)

@@ -44,6 +44,7 @@ from llmprune.arch import WRITERS, Layout, describe
 from llmprune.errors import LlmpruneError
 from llmprune.graph.build import build_groups
 from llmprune.graph.mask import unit_slices, zero_slices_
+from llmprune.models.halfcpu import fp32_compute
 from llmprune.models.lazy import LayerLoader
 from llmprune.prune import obs
 from llmprune.prune.config import PruneConfig
@@ -84,10 +85,11 @@ def counts_of(plan: PrunePlan, base: BaseShape, unit: str) -> dict[int, Counts]:
 def _stream(layer: nn.Module, inputs: list, *, keep: bool = True) -> list:
     """Run `layer` on every micro-batch; its outputs as the next layer's inputs (or [] when not kept)."""
     outputs = []
-    for hidden, kwargs in inputs:
-        out = layer_output(layer(hidden, **kwargs))
-        if keep:
-            outputs.append((out, kwargs))
+    with fp32_compute(layer):
+        for hidden, kwargs in inputs:
+            out = layer_output(layer(hidden, **kwargs))
+            if keep:
+                outputs.append((out, kwargs))
     return outputs
 
 

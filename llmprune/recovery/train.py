@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from llmprune.errors import LlmpruneError
 from llmprune.fsutil import atomic_write_json
+from llmprune.models.halfcpu import fp32_compute
 from llmprune.recovery.checkpoint import (
     checkpoint_step,
     find_checkpoint,
@@ -306,28 +307,29 @@ class _Run:
             disable=not (progress and acc.is_main_process),
         )
         t0, tokens_run = time.perf_counter(), 0
-        for step in range(start, self.steps):
-            sums, step_tokens = self.step(step, on_micro=bar.update)
-            tokens_done += step_tokens
-            tokens_run += step_tokens
-            history.append(round(float(sums[0]), 6))
-            done = step + 1
-            if self.val_rows is not None and cfg.eval_every and done % cfg.eval_every == 0 and done < self.steps:
-                val_history.append((done, validation_loss(self.model, self.val_rows, cfg, acc)))
-            tps = tokens_run / max(time.perf_counter() - t0, 1e-9)
-            bar.set_postfix(
-                step=f"{done}/{self.steps}",
-                loss=f"{float(sums[0]):.4f}",
-                ce=f"{float(sums[1]):.4f}",
-                tok_s=f"{tps:,.0f}",
-            )
-            if cfg.save_every and done % cfg.save_every == 0 and done < self.steps:
-                state = {"step": done, "history": history, "tokens": tokens_done, "world_size": acc.num_processes}
-                save_checkpoint(
-                    acc, out_dir, self.model, self.optimizer, self.scheduler, {**state, "config": self.fingerprint}
+        with fp32_compute(self.model):  # bf16 weights on a CPU without bf16 kernels: fp32 matmuls
+            for step in range(start, self.steps):
+                sums, step_tokens = self.step(step, on_micro=bar.update)
+                tokens_done += step_tokens
+                tokens_run += step_tokens
+                history.append(round(float(sums[0]), 6))
+                done = step + 1
+                if self.val_rows is not None and cfg.eval_every and done % cfg.eval_every == 0 and done < self.steps:
+                    val_history.append((done, validation_loss(self.model, self.val_rows, cfg, acc)))
+                tps = tokens_run / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix(
+                    step=f"{done}/{self.steps}",
+                    loss=f"{float(sums[0]):.4f}",
+                    ce=f"{float(sums[1]):.4f}",
+                    tok_s=f"{tps:,.0f}",
                 )
-            if on_step is not None:
-                on_step(done, {"loss": history[-1]})
+                if cfg.save_every and done % cfg.save_every == 0 and done < self.steps:
+                    state = {"step": done, "history": history, "tokens": tokens_done, "world_size": acc.num_processes}
+                    save_checkpoint(
+                        acc, out_dir, self.model, self.optimizer, self.scheduler, {**state, "config": self.fingerprint}
+                    )
+                if on_step is not None:
+                    on_step(done, {"loss": history[-1]})
         bar.close()
         seconds = time.perf_counter() - t0
         return {

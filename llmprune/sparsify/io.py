@@ -17,7 +17,7 @@ from torch import nn
 
 from llmprune.fsutil import atomic_dir
 from llmprune.models.reload import probe_ids, probe_logits, verify_reload
-from llmprune.runfolder import REPORT
+from llmprune.runfolder import REPORT, SHARD_SIZE
 
 
 def _load_plain(folder: Path, dtype: torch.dtype, device: torch.device) -> nn.Module:
@@ -33,7 +33,7 @@ def save_sparse(model: nn.Module, tokenizer, out: str | Path, report: dict, *, v
     ids = probe_ids(model.config.vocab_size, param.device)
     ref = probe_logits(model, ids) if verify else None
     with atomic_dir(out, "sparse") as tmp:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, max_shard_size=SHARD_SIZE)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

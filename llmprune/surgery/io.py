@@ -34,7 +34,7 @@ from llmprune.models.params import count_params
 from llmprune.models.reload import probe_ids, probe_logits, verify_reload
 from llmprune.ownership import RUN_KINDS
 from llmprune.prune.plan import PrunePlan
-from llmprune.runfolder import MANIFEST, Manifest, RunFolder
+from llmprune.runfolder import MANIFEST, SHARD_SIZE, Manifest, RunFolder
 from llmprune.surgery.build import build_model
 from llmprune.surgery.remote_code import write_remote_code
 from llmprune.surgery.shapes import sync_config_
@@ -111,7 +111,7 @@ def save_pruned(
     ref = probe_logits(model, ids) if verify else None
     try:
         with atomic_dir(out_dir, "pruned", replaces=RUN_KINDS) as tmp:
-            model.save_pretrained(tmp)
+            model.save_pretrained(tmp, max_shard_size=SHARD_SIZE)
             write_pruned_files(tmp, model, plan, manifest, tokenizer)
             if ref is not None:
                 attn = getattr(model.config, "_attn_implementation", None)

@@ -50,7 +50,7 @@ def remove_slices_(model: nn.Module, slices: Slices) -> list[str]:
     params = dict(model.named_parameters())
     changed = []
     for name, dims in by_param.items():
-        old = params[name]
+        old = params.pop(name)  # not kept here once replaced: each full-size tensor is freed as soon as it goes
         t = old.detach()
         for dim in sorted(dims):
             t = _drop(t, dim, dims[dim])

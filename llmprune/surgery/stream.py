@@ -12,7 +12,6 @@ compares it bit for bit with its source, so two whole models are never in memory
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import struct
@@ -150,12 +149,13 @@ def saved_tensors(model: nn.Module, sink: LayerSink) -> dict[str, tuple[torch.dt
 def shard_split(
     tensors: dict[str, tuple[torch.dtype, tuple[int, ...]]], max_shard_size: int | str | None = None
 ) -> dict[str, list[str]]:
-    """{file name: tensor names}: the split `save_pretrained` makes (at its default `max_shard_size`)."""
+    """{file name: tensor names}: the split `save_pretrained(..., max_shard_size=...)` makes (default: llmprune's
+    `SHARD_SIZE`, as `save_pruned` writes)."""
     from huggingface_hub import split_torch_state_dict_into_shards
-    from transformers import PreTrainedModel
 
-    default = inspect.signature(PreTrainedModel.save_pretrained).parameters["max_shard_size"].default
-    size = default if max_shard_size is None else max_shard_size
+    from llmprune.runfolder import SHARD_SIZE
+
+    size = SHARD_SIZE if max_shard_size is None else max_shard_size
     meta = {n: torch.empty(shape, dtype=dtype, device="meta") for n, (dtype, shape) in tensors.items()}
     split = split_torch_state_dict_into_shards(meta, filename_pattern="model{suffix}.safetensors", max_shard_size=size)
     return split.filename_to_tensors

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from torch import nn
@@ -116,3 +118,36 @@ def test_the_last_backward_frees_each_gradient_as_it_completes(make_tiny):
     reduce_gradients(model, batches, params, reduce, micro_batch=4, progress=False)
     assert len(alive) == len(params)
     assert max(alive) == 1 and min(alive) == 1  # only the gradient being reduced exists at that moment
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "gemma3_text"])
+def test_checkpointed_layers_give_the_same_gradients_and_keep_only_layer_inputs(make_tiny, family):
+    """Checkpointed decoder layers (the default) give bit-identical gradients and Fisher diagonals; during the
+    forward pass autograd keeps only the layers' inputs (plus embedding, final norm and logits), not each
+    layer's inner activations; every layer gets its forward back."""
+    from llmprune.importance.collect import checkpoint_layers
+
+    model = make_tiny(family)
+    params = {n: p for n, p in model.named_parameters() if n.endswith("proj.weight")}
+    batches = torch.randint(0, 128, (3, 9), generator=torch.Generator().manual_seed(4))
+    for fisher in (False, True):
+        on = collect_gradients(model, batches, params, fisher=fisher, micro_batch=3, progress=False)
+        off = collect_gradients(model, batches, params, fisher=fisher, micro_batch=3, checkpoint=False, progress=False)
+        for a, b in zip(on, off, strict=True):
+            assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+    assert all("forward" not in m.__dict__ for m in model.modules())
+
+    def saved_bytes(checkpoint: bool) -> int:
+        total = 0
+
+        def pack(t):
+            nonlocal total
+            total += t.numel() * t.element_size()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            with checkpoint_layers(model) if checkpoint else contextlib.nullcontext():
+                lm_loss(model, batches)
+        return total
+
+    assert saved_bytes(True) < 0.5 * saved_bytes(False)

@@ -49,6 +49,7 @@ def test_reload_checked_tensor_by_tensor_when_the_gpu_has_no_room(make_tiny, tmp
 def test_reload_room_and_model_bytes(make_tiny):
     gib = 2**30
     assert reload_fits(10 * gib, 8 * gib) and not reload_fits(8 * gib, 8 * gib)
+    assert reload_fits(22 * gib, 10 * gib, cpu=True) and not reload_fits(12 * gib, 10 * gib, cpu=True)
     tied = make_tiny("qwen2", tie_word_embeddings=True)
     unique = {p.data_ptr(): p for p in tied.parameters()}.values()
     assert (

@@ -78,3 +78,24 @@ def test_rmsnorm_eps_rescale_is_exact_and_plain_slicing_is_not():
     rescale_norm_(exact, d / len(keep), "variance_epsilon")
     assert exact.variance_epsilon == 1.0
     torch.testing.assert_close(exact(x[:, keep]), ref, atol=1e-6, rtol=1e-6)
+
+
+def test_each_replaced_tensor_is_freed_before_the_next_is_sliced(monkeypatch):
+    """Surgery never holds the full-size and the pruned copy of the whole model at once (a pruned 7B model
+    would need 13.5 + 10.8 GB): when a tensor is sliced, the ones replaced before it are gone."""
+    import weakref
+
+    from llmprune.surgery import slicing
+
+    model = nn.Sequential(*[nn.Linear(8, 8) for _ in range(4)])
+    alive = {n: weakref.ref(p) for n, p in model.named_parameters()}
+    seen: list[int] = []
+    drop = slicing._drop
+
+    def counting(t, dim, removed):
+        seen.append(sum(ref() is not None for ref in alive.values()))
+        return drop(t, dim, removed)
+
+    monkeypatch.setattr(slicing, "_drop", counting)
+    remove_slices_(model, {(f"{i}.weight", 0): [0] for i in range(4)})
+    assert seen == [8, 7, 6, 5]  # 4 weights and 4 biases; one weight fewer each time
