@@ -100,7 +100,9 @@ def build(jobs: int) -> Path:
         subprocess.run(["cmake", "--build", str(build_dir), "--target", *TARGETS, "-j", str(jobs)], check=True)
         with atomic_dir(out, "cache", replaces="any") as tmp:
             for t in TARGETS:
-                found = next(build_dir.rglob(t))
+                found = next(  # the binary, not the tools/<name> source folder of the same name
+                    p for p in build_dir.rglob(t) if p.is_file() and os.access(p, os.X_OK)
+                )
                 shutil.copy2(found, tmp / t)
     return out
 
