@@ -8,9 +8,10 @@ files, pruned against dense in the same run.
 The first MODEL is the baseline. Each is exported per outtype, then `llama-bench` measures all of them
 (`-p 128 -n 128 -t THREADS -r REPS -o json`) in ROUNDS calls, the models' order rotated from call to call,
 and each figure is the median of every repetition's tokens/s: a small model decodes in a few
-milliseconds per token, and one block of repetitions per model (measured: +-8% between blocks on this
-machine) was enough to turn a 1.3x speed-up into 1.07x. Beside the speed-ups it prints the parameter-bytes ratio (bytes
-of the GGUF tensors, the data decode reads per token): the physical limit of a memory-bound tg128.
+milliseconds per token, and blocks of repetitions differed by +-8% on a 2-core machine (the same pair read
+1.07x in one block-per-model run, 1.25-1.34x in another). Beside the speed-ups it prints the
+parameter-bytes ratio (bytes of the GGUF tensors, the data decode reads per token): the physical limit of
+a memory-bound tg128.
 Pruned with different `round_to` (1 vs 32/64), the same table shows what aligned widths buy.
 """
 
